@@ -1,0 +1,274 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// JSON is the codec for SubprotocolJSON: one JSON object per text frame.
+var JSON Codec = jsonCodec{}
+
+type jsonCodec struct{}
+
+func (jsonCodec) Subprotocol() string { return SubprotocolJSON }
+func (jsonCodec) Binary() bool        { return false }
+
+// Wire shapes of the JSON encoding. They are private so that the model in
+// protocol.go stays free of encoding concerns.
+
+type jsonCommand struct {
+	ID             *uint64         `json:"id,omitempty"`
+	Op             Op              `json:"op"`
+	Room           string          `json:"room,omitempty"`
+	Event          string          `json:"event,omitempty"`
+	Data           json.RawMessage `json:"data,omitempty"`
+	Transient      bool            `json:"transient,omitempty"`
+	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+}
+
+type jsonError struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+type jsonPosition struct {
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
+}
+
+type jsonLimits struct {
+	MaxMessageBytes  int     `json:"max_message_bytes"`
+	MaxRoomNameBytes int     `json:"max_room_name_bytes"`
+	MaxRooms         int     `json:"max_rooms"`
+	PublishRate      float64 `json:"publish_rate"`
+	PublishBurst     int     `json:"publish_burst"`
+}
+
+type jsonServerFrame struct {
+	Type string `json:"type"`
+
+	// connected
+	ConnectionID string      `json:"connection_id,omitempty"`
+	SessionID    string      `json:"session_id,omitempty"`
+	ResumeToken  string      `json:"resume_token,omitempty"`
+	ClientID     string      `json:"client_id,omitempty"`
+	Node         string      `json:"node,omitempty"`
+	HeartbeatMS  int         `json:"heartbeat_ms,omitempty"`
+	Limits       *jsonLimits `json:"limits,omitempty"`
+
+	// reply
+	ID       uint64        `json:"id,omitempty"`
+	Error    *jsonError    `json:"error,omitempty"`
+	Position *jsonPosition `json:"position,omitempty"`
+
+	// message (Room is shared with reply)
+	Room      string          `json:"room,omitempty"`
+	Offset    uint64          `json:"offset,omitempty"`
+	Epoch     string          `json:"epoch,omitempty"`
+	Event     string          `json:"event,omitempty"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	From      string          `json:"from,omitempty"`
+	Timestamp int64           `json:"ts,omitempty"`
+	Transient bool            `json:"transient,omitempty"`
+}
+
+const (
+	typeConnected = "connected"
+	typeReply     = "reply"
+	typeMessage   = "message"
+	typeError     = "error"
+)
+
+func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
+	var w jsonCommand
+	if err := json.Unmarshal(frame, &w); err != nil {
+		return Command{}, Errorf(CodeBadRequest, "frame is not a valid command: %s", describeJSONError(err))
+	}
+	if w.ID == nil || *w.ID == 0 {
+		return Command{}, NewError(CodeMissingID, "command has no request id (\"id\": a positive integer)")
+	}
+	id := *w.ID
+	switch w.Op {
+	case OpJoin, OpLeave, OpPublish:
+	case "":
+		return Command{}, &Error{Code: CodeUnknownOp, Message: "command has no op", ID: id}
+	default:
+		return Command{}, &Error{Code: CodeUnknownOp, Message: fmt.Sprintf("unknown op %q", truncate(string(w.Op), 64)), ID: id}
+	}
+	c := Command{
+		ID:             id,
+		Op:             w.Op,
+		Room:           w.Room,
+		Event:          w.Event,
+		Transient:      w.Transient,
+		IdempotencyKey: w.IdempotencyKey,
+	}
+	if len(w.Data) > 0 {
+		c.Data = []byte(w.Data)
+	}
+	return c, nil
+}
+
+func (jsonCodec) AppendCommand(dst []byte, c *Command) ([]byte, error) {
+	id := c.ID
+	w := jsonCommand{
+		ID:             &id,
+		Op:             c.Op,
+		Room:           c.Room,
+		Event:          c.Event,
+		Transient:      c.Transient,
+		IdempotencyKey: c.IdempotencyKey,
+	}
+	if len(c.Data) > 0 {
+		if !json.Valid(c.Data) {
+			return dst, errors.New("protocol: command data is not valid JSON")
+		}
+		w.Data = c.Data
+	}
+	return appendJSON(dst, &w)
+}
+
+func (jsonCodec) AppendServerFrame(dst []byte, f *ServerFrame) ([]byte, error) {
+	var w jsonServerFrame
+	switch {
+	case f.Connected != nil:
+		c := f.Connected
+		w = jsonServerFrame{
+			Type:         typeConnected,
+			ConnectionID: c.ConnectionID,
+			SessionID:    c.SessionID,
+			ResumeToken:  c.ResumeToken,
+			ClientID:     c.ClientID,
+			Node:         c.Node,
+			HeartbeatMS:  c.HeartbeatMS,
+			Limits: &jsonLimits{
+				MaxMessageBytes:  c.Limits.MaxMessageBytes,
+				MaxRoomNameBytes: c.Limits.MaxRoomNameBytes,
+				MaxRooms:         c.Limits.MaxRooms,
+				PublishRate:      c.Limits.PublishRate,
+				PublishBurst:     c.Limits.PublishBurst,
+			},
+		}
+	case f.Reply != nil:
+		r := f.Reply
+		w = jsonServerFrame{Type: typeReply, ID: r.ID, Room: r.Room}
+		if r.Error != nil {
+			w.Error = &jsonError{Code: r.Error.Code, Message: r.Error.Message}
+		}
+		if r.Position != nil {
+			w.Position = &jsonPosition{Offset: r.Position.Offset, Epoch: r.Position.Epoch}
+		}
+	case f.Message != nil:
+		m := f.Message
+		w = jsonServerFrame{
+			Type:      typeMessage,
+			Room:      m.Room,
+			Offset:    m.Offset,
+			Epoch:     m.Epoch,
+			Event:     m.Event,
+			From:      m.From,
+			Timestamp: m.Timestamp,
+			Transient: m.Transient,
+		}
+		if len(m.Data) > 0 {
+			w.Data = m.Data
+		}
+	case f.Error != nil:
+		w = jsonServerFrame{Type: typeError, ID: f.Error.ID, Error: &jsonError{Code: f.Error.Code, Message: f.Error.Message}}
+	default:
+		return dst, errors.New("protocol: empty server frame")
+	}
+	return appendJSON(dst, &w)
+}
+
+func (jsonCodec) DecodeServerFrame(frame []byte) (ServerFrame, error) {
+	var w jsonServerFrame
+	if err := json.Unmarshal(frame, &w); err != nil {
+		return ServerFrame{}, fmt.Errorf("protocol: decode server frame: %w", err)
+	}
+	var jerr *Error
+	if w.Error != nil {
+		jerr = &Error{Code: w.Error.Code, Message: w.Error.Message, ID: w.ID}
+	}
+	switch w.Type {
+	case typeConnected:
+		c := &Connected{
+			ConnectionID: w.ConnectionID,
+			SessionID:    w.SessionID,
+			ResumeToken:  w.ResumeToken,
+			ClientID:     w.ClientID,
+			Node:         w.Node,
+			HeartbeatMS:  w.HeartbeatMS,
+		}
+		if w.Limits != nil {
+			c.Limits = Limits{
+				MaxMessageBytes:  w.Limits.MaxMessageBytes,
+				MaxRoomNameBytes: w.Limits.MaxRoomNameBytes,
+				MaxRooms:         w.Limits.MaxRooms,
+				PublishRate:      w.Limits.PublishRate,
+				PublishBurst:     w.Limits.PublishBurst,
+			}
+		}
+		return ServerFrame{Connected: c}, nil
+	case typeReply:
+		r := &Reply{ID: w.ID, Room: w.Room, Error: jerr}
+		if w.Position != nil {
+			r.Position = &Position{Offset: w.Position.Offset, Epoch: w.Position.Epoch}
+		}
+		return ServerFrame{Reply: r}, nil
+	case typeMessage:
+		m := &Message{
+			Room:      w.Room,
+			Offset:    w.Offset,
+			Epoch:     w.Epoch,
+			Event:     w.Event,
+			From:      w.From,
+			Timestamp: w.Timestamp,
+			Transient: w.Transient,
+		}
+		if len(w.Data) > 0 {
+			m.Data = []byte(w.Data)
+		}
+		return ServerFrame{Message: m}, nil
+	case typeError:
+		if jerr == nil {
+			jerr = NewError(CodeInternal, "error frame without error")
+		}
+		return ServerFrame{Error: jerr}, nil
+	}
+	return ServerFrame{}, fmt.Errorf("protocol: unknown server frame type %q", truncate(w.Type, 64))
+}
+
+func appendJSON(dst []byte, v any) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return dst, fmt.Errorf("protocol: encode: %w", err)
+	}
+	out := buf.Bytes()
+	// Encoder.Encode appends a newline; frames do not need it.
+	return out[:len(out)-1], nil
+}
+
+// describeJSONError keeps decode errors short and free of echoed input.
+func describeJSONError(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q has the wrong type (want %s)", truncate(te.Field, 64), te.Type)
+	}
+	return "invalid JSON"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,3 @@
+module github.com/roomcast/roomcast/services/gateway
+
+go 1.26.8

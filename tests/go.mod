@@ -1,0 +1,3 @@
+module github.com/roomcast/roomcast/tests
+
+go 1.26.8
