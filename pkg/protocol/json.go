@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // JSON is the codec for SubprotocolJSON: one JSON object per text frame.
@@ -82,9 +83,19 @@ const (
 )
 
 func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
+	if !isObject(frame) {
+		return Command{}, NewError(CodeBadRequest, "a command must be a JSON object")
+	}
 	var w jsonCommand
 	if err := json.Unmarshal(frame, &w); err != nil {
-		return Command{}, Errorf(CodeBadRequest, "frame is not a valid command: %s", describeJSONError(err))
+		perr := Errorf(CodeBadRequest, "frame is not a valid command: %s", describeJSONError(err))
+		// A type error in another field still lets the id be read, so the
+		// client gets its one reply instead of a timeout.
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && w.ID != nil && te.Field != "id" {
+			perr.ID = *w.ID
+		}
+		return Command{}, perr
 	}
 	if w.ID == nil || *w.ID == 0 {
 		return Command{}, NewError(CodeMissingID, "command has no request id (\"id\": a positive integer)")
@@ -106,6 +117,9 @@ func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
 		IdempotencyKey: w.IdempotencyKey,
 	}
 	if len(w.Data) > 0 {
+		if !utf8.Valid(w.Data) {
+			return Command{}, &Error{Code: CodeBadRequest, Message: "data is not valid UTF-8", ID: id}
+		}
 		c.Data = []byte(w.Data)
 	}
 	return c, nil
@@ -122,8 +136,8 @@ func (jsonCodec) AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		IdempotencyKey: c.IdempotencyKey,
 	}
 	if len(c.Data) > 0 {
-		if !json.Valid(c.Data) {
-			return dst, errors.New("protocol: command data is not valid JSON")
+		if !json.Valid(c.Data) || !utf8.Valid(c.Data) {
+			return dst, errors.New("protocol: command data is not valid UTF-8 JSON")
 		}
 		w.Data = c.Data
 	}
@@ -173,6 +187,11 @@ func (jsonCodec) AppendServerFrame(dst []byte, f *ServerFrame) ([]byte, error) {
 			Transient: m.Transient,
 		}
 		if len(m.Data) > 0 {
+			// Data that reached us by another path (REST, the broker) must
+			// not turn into a text frame that browsers reject with 1007.
+			if !utf8.Valid(m.Data) {
+				return dst, errors.New("protocol: message data is not valid UTF-8")
+			}
 			w.Data = m.Data
 		}
 	case f.Error != nil:
@@ -261,9 +280,18 @@ func describeJSONError(err error) string {
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Sprintf("field %q has the wrong type (want %s)", truncate(te.Field, 64), te.Type)
+		if te.Field == "" {
+			return "a command must be a JSON object"
+		}
+		return fmt.Sprintf("field %q must not be a JSON %s", truncate(te.Field, 64), te.Value)
 	}
 	return "invalid JSON"
+}
+
+// isObject reports whether the JSON text starts with an object.
+func isObject(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
 }
 
 func truncate(s string, n int) string {

@@ -6,7 +6,10 @@
 // negotiated the same way. docs/protocol.md is the reference for users.
 package protocol
 
-import "unicode/utf8"
+import (
+	"unicode"
+	"unicode/utf8"
+)
 
 // Subprotocols and the token carrier in Sec-WebSocket-Protocol.
 const (
@@ -153,7 +156,7 @@ func ValidateRoom(room string, maxBytes int) *Error {
 		return NewError(CodeInvalidRoom, "room name is not valid UTF-8")
 	}
 	for _, r := range room {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) {
 			return NewError(CodeInvalidRoom, "room name contains a control character")
 		}
 	}
