@@ -1,3 +1,13 @@
 module github.com/roomcast/roomcast/cmd/roomcast
 
 go 1.26.8
+
+require github.com/roomcast/roomcast/pkg v0.0.0
+
+require (
+	github.com/gobwas/httphead v0.1.0 // indirect
+	github.com/gobwas/ws v1.5.0 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+)
+
+replace github.com/roomcast/roomcast/pkg => ../../pkg

@@ -1,9 +1,7 @@
 package protocol_test
 
-// Tests for bugs found while testing the codec. Each one fails against the
-// code as written and passes once the bug is fixed; they live here so the
-// owner of protocol.go/json.go can fix them and then fold the tests into
-// json_test.go / protocol_test.go.
+// Regression tests for bugs found while testing the codec; each failed
+// against the first version of json.go/protocol.go.
 
 import (
 	"errors"
@@ -13,7 +11,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/protocol"
 )
 
-// BUG 1 (medium): Codec.DecodeCommand promises "an *Error whose ID is set
+// Regression 1 (medium): Codec.DecodeCommand promises "an *Error whose ID is set
 // when the request id could still be read", and every command "gets exactly
 // one Reply". When one field other than id has the wrong type, encoding/json
 // still fills ID, but DecodeCommand returns bad_request with ID 0, so the
@@ -38,7 +36,7 @@ func TestRegressionBadRequestDropsReadableID(t *testing.T) {
 	}
 }
 
-// BUG 2 (high): the JSON codec uses text frames, which RFC 6455 requires to
+// Regression 2 (high): the JSON codec uses text frames, which RFC 6455 requires to
 // be valid UTF-8, but AppendServerFrame (and AppendCommand) copy Data
 // verbatim: json.Valid accepts invalid UTF-8 inside JSON strings. Data with
 // invalid UTF-8 can reach a Message through any path that does not go
@@ -71,7 +69,7 @@ func TestRegressionEncodersEmitInvalidUTF8(t *testing.T) {
 	}
 }
 
-// BUG 3 (low): a top-level JSON null is not a command, like a top-level
+// Regression 3 (low): a top-level JSON null is not a command, like a top-level
 // array, string or number (all bad_request), but json.Unmarshal treats null
 // as "leave the struct alone", so DecodeCommand reports missing_id.
 func TestRegressionTopLevelNullIsMissingID(t *testing.T) {
@@ -87,7 +85,7 @@ func TestRegressionTopLevelNullIsMissingID(t *testing.T) {
 	}
 }
 
-// BUG 4 (low): ValidateRoom documents "no control characters" (and
+// Regression 4 (low): ValidateRoom documents "no control characters" (and
 // CodeInvalidRoom says "with control characters") but only rejects C0 and
 // DEL. The C1 controls U+0080–U+009F are control characters too
 // (unicode.IsControl); U+0085 NEL is a line break for many log viewers and
