@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/protocol"
+)
+
+// messageLine is how sub prints one message: one JSON object per line.
+type messageLine struct {
+	Room      string          `json:"room"`
+	Offset    uint64          `json:"offset"`
+	Epoch     string          `json:"epoch"`
+	Event     string          `json:"event"`
+	Data      json.RawMessage `json:"data"`
+	From      string          `json:"from"`
+	TS        int64           `json:"ts"`
+	Transient bool            `json:"transient,omitempty"`
+}
+
+func runSub(ctx context.Context, args []string, e *env) int {
+	fs := newFlagSet("sub",
+		"roomcast sub [--url URL] [--token T | --key K [--client ID]] room [room...]",
+		"Connects to a gateway, joins each room and prints every delivered message on\n"+
+			"stdout as one JSON line:\n"+
+			`  {"room":..,"offset":..,"epoch":..,"event":..,"data":<json>,"from":..,"ts":..}`+"\n"+
+			"(transient messages add \"transient\":true and have offset 0). Runs until\n"+
+			"interrupted (SIGINT/SIGTERM: exit 0) or until the server closes the connection\n"+
+			"(exit 1, with the close code on stderr). With --key it mints its own token\n"+
+			"allowing join on exactly the given rooms.")
+	cf := addConnFlags(fs, time.Hour)
+	if code, ok := fs.parse(args, e); !ok {
+		return code
+	}
+	rooms := fs.Args()
+	if len(rooms) == 0 {
+		return fs.usageError(e, "at least one room is required")
+	}
+	cfg, code, ok := cf.config(fs, e, token.OpJoin, rooms)
+	if !ok {
+		return code
+	}
+
+	c, err := cf.dial(ctx, cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return exitOK // interrupted while connecting
+		}
+		return fail(e, "sub", err)
+	}
+	defer func() { _ = c.Close() }()
+
+	var (
+		outMu  sync.Mutex
+		outErr error
+	)
+	enc := json.NewEncoder(e.stdout)
+	enc.SetEscapeHTML(false)
+	c.OnAnyMessage(func(m protocol.Message) {
+		err := enc.Encode(messageLine{
+			Room: m.Room, Offset: m.Offset, Epoch: m.Epoch, Event: m.Event,
+			Data: m.Data, From: m.From, TS: m.Timestamp, Transient: m.Transient,
+		})
+		if err != nil {
+			outMu.Lock()
+			outErr = err
+			outMu.Unlock()
+			_ = c.Close()
+		}
+	})
+	for _, room := range rooms {
+		rctx, cancel := context.WithTimeout(ctx, *cf.timeout)
+		pos, err := c.Join(rctx, room)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return exitOK
+			}
+			return fail(e, "sub", fmt.Errorf("join %q: %w", room, err))
+		}
+		fmt.Fprintf(e.stderr, "roomcast sub: joined %q at offset %d (epoch %q)\n", room, pos.Offset, pos.Epoch)
+	}
+
+	select {
+	case <-ctx.Done():
+		_ = c.Close()
+		<-c.Done()
+		return exitOK
+	case <-c.Done():
+	}
+	outMu.Lock()
+	defer outMu.Unlock()
+	if outErr != nil {
+		return fail(e, "sub", fmt.Errorf("write stdout: %w", outErr))
+	}
+	return fail(e, "sub", c.Err())
+}
