@@ -36,6 +36,7 @@ type command struct {
 }
 
 var commands = []command{
+	{name: "run", summary: "run the platform in one process for local development", run: runRun},
 	{name: "token", summary: "mint a client token (JWT) with an API key", run: runToken},
 	{name: "sub", summary: "join rooms and print every message as a JSON line", run: runSub},
 	{name: "pub", summary: "publish one message to a room", run: runPub},

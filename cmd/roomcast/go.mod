@@ -2,7 +2,10 @@ module github.com/roomcast/roomcast/cmd/roomcast
 
 go 1.26.8
 
-require github.com/roomcast/roomcast/pkg v0.0.0
+require (
+	github.com/roomcast/roomcast/pkg v0.0.0
+	github.com/roomcast/roomcast/services/gateway v0.0.0
+)
 
 require (
 	github.com/gobwas/httphead v0.1.0 // indirect
@@ -10,4 +13,7 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 )
 
-replace github.com/roomcast/roomcast/pkg => ../../pkg
+replace (
+	github.com/roomcast/roomcast/pkg => ../../pkg
+	github.com/roomcast/roomcast/services/gateway => ../../services/gateway
+)

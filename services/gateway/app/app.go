@@ -1,0 +1,149 @@
+// Package app wires a gateway node from its configuration: Redis, the
+// broker, the hub, the WebSocket server and the HTTP endpoints. The gateway
+// binary and `roomcast run` both start a node through Run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/broker"
+	"github.com/roomcast/roomcast/pkg/observability"
+	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/pkg/roomlog"
+	"github.com/roomcast/roomcast/services/gateway/config"
+	"github.com/roomcast/roomcast/services/gateway/internal/conn"
+	"github.com/roomcast/roomcast/services/gateway/internal/hub"
+	"github.com/roomcast/roomcast/services/gateway/internal/metrics"
+	"github.com/roomcast/roomcast/services/gateway/internal/server"
+	"github.com/roomcast/roomcast/services/gateway/internal/wsframe"
+)
+
+// Run serves until ctx is cancelled, then drains: it refuses new
+// connections, closes clients with 4000 (resume on another node), lets
+// in-flight publishes finish and returns, all within cfg.DrainTimeout.
+// onListen, if set, is called with the bound address once the node accepts
+// connections.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen func(addr net.Addr)) error {
+	log = log.With("service", "gateway", "node", cfg.NodeID)
+	keys, err := cfg.ParseKeys()
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		log.Warn("ROOMCAST_KEYS is empty: no token can be verified, every connection will be refused")
+	}
+	verifier := &token.Verifier{Keys: token.NewStaticKeyring(keys...), Leeway: cfg.TokenLeeway}
+
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("ROOMCAST_REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	rlog := roomlog.New(rdb, roomlog.Config{
+		Prefix:         cfg.RedisPrefix,
+		StreamSize:     cfg.StreamSize,
+		StreamTTL:      cfg.StreamTTL,
+		MetaTTL:        cfg.MetaTTL,
+		IdempotencyTTL: cfg.IdempotencyTTL,
+	})
+
+	reg := observability.NewRegistry()
+	m := metrics.New(reg)
+
+	// The hub needs the broker to subscribe and the broker needs the hub to
+	// deliver: the handler forwards to the hub once it exists.
+	var h *hub.Hub
+	bus, err := broker.New(broker.Config{
+		URL:            cfg.AMQPURL,
+		NodeID:         cfg.NodeID,
+		PublishTimeout: cfg.PublishTimeout,
+	}, log, func(shard int, body []byte) { h.HandleDelivery(shard, body) })
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	h = hub.New(hub.Config{Shards: cfg.Shards, GapWait: cfg.GapWait, Frame: wsframe.Encode}, log.With("component", "hub"), bus, rlog)
+	// Callbacks run on the broker's connection goroutine: resync elsewhere.
+	bus.OnReconnect(func() { go h.Resync() })
+
+	deps := &conn.Deps{
+		Config:  cfg,
+		Hub:     h,
+		Log:     log,
+		Metrics: m,
+		Limits: protocol.Limits{
+			MaxMessageBytes:  cfg.MaxMessageBytes,
+			MaxRoomNameBytes: cfg.MaxRoomNameBytes,
+			MaxRooms:         cfg.MaxRooms,
+			PublishRate:      cfg.Rate,
+			PublishBurst:     cfg.Burst,
+		},
+	}
+	srv := server.New(deps, verifier, cfg.NodeID)
+	go srv.Run()
+
+	mux := http.NewServeMux()
+	srv.Mount(mux)
+	observability.Mount(mux, reg,
+		observability.Check{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		observability.Check{Name: "amqp", Func: func(context.Context) error {
+			if !bus.Ready() {
+				return errors.New("not connected")
+			}
+			return nil
+		}},
+		observability.Check{Name: "draining", Func: func(context.Context) error {
+			if srv.Draining() {
+				return errors.New("draining")
+			}
+			return nil
+		}},
+	)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: cfg.HandshakeTimeout}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "ws", "/v1/connect")
+	if onListen != nil {
+		onListen(ln.Addr())
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+		log.Info("draining", "timeout", cfg.DrainTimeout.String())
+	}
+
+	// Drain: refuse new connections, tell clients to resume elsewhere, let
+	// in-flight publishes finish, then stop — all within DrainTimeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Drain(ctx); err != nil {
+		log.Warn("drain: connections still open at the deadline", "err", err, "left", srv.Connections())
+	}
+	if err := h.WaitInflight(ctx); err != nil {
+		log.Warn("drain: publishes still unconfirmed at the deadline", "err", err)
+	}
+	_ = httpSrv.Shutdown(ctx)
+	if err := bus.Close(); err != nil {
+		log.Warn("broker close", "err", err)
+	}
+	h.Close()
+	log.Info("stopped", "drain", time.Since(start).String())
+	return nil
+}

@@ -1,0 +1,151 @@
+// Package config is the gateway's configuration: every limit and knob, read
+// from the environment, with the documented default in its envDefault tag.
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/roomcast/roomcast/pkg/auth/token"
+	pkgconfig "github.com/roomcast/roomcast/pkg/config"
+)
+
+// Config is the gateway configuration.
+type Config struct {
+	pkgconfig.Common
+
+	// Addr is the listen address for WebSocket, REST, health and metrics.
+	// Port 0 picks a free port; the chosen address is logged as "listening".
+	Addr string `env:"GATEWAY_ADDR" envDefault:":8080"`
+	// Keys are the API keys ("<app>.<keyId>:<secret>", comma-separated)
+	// whose secrets verify HS256 tokens. Secrets never appear in logs.
+	Keys string `env:"ROOMCAST_KEYS"`
+	// TokenLeeway is the clock skew allowed when checking exp and nbf.
+	TokenLeeway time.Duration `env:"GATEWAY_TOKEN_LEEWAY" envDefault:"5s"`
+
+	// MaxFrameBytes caps one WebSocket message (all fragments); larger
+	// messages close the connection with 1009.
+	MaxFrameBytes int `env:"GATEWAY_MAX_FRAME_BYTES" envDefault:"98304"`
+	// MaxMessageBytes caps a published payload; larger ones get
+	// message_too_large and the connection stays open.
+	MaxMessageBytes int `env:"GATEWAY_MAX_MESSAGE_BYTES" envDefault:"65536"`
+	// MaxRoomNameBytes caps room names.
+	MaxRoomNameBytes int `env:"GATEWAY_MAX_ROOM_NAME_BYTES" envDefault:"200"`
+	// MaxEventBytes caps event names and idempotency keys.
+	MaxEventBytes int `env:"GATEWAY_MAX_EVENT_BYTES" envDefault:"128"`
+	// MaxRooms caps the rooms one connection may be joined to.
+	MaxRooms int `env:"GATEWAY_MAX_ROOMS" envDefault:"100"`
+
+	// Rate and Burst shape each connection's token bucket: every operation
+	// costs one token. A client that keeps going after being limited for
+	// RateLimitCloseAfter operations in a row is closed with 4006.
+	Rate                float64 `env:"GATEWAY_RATE" envDefault:"50"`
+	Burst               int     `env:"GATEWAY_BURST" envDefault:"100"`
+	RateLimitCloseAfter int     `env:"GATEWAY_RATE_LIMIT_CLOSE_AFTER" envDefault:"200"`
+
+	// IPRate and IPBurst limit WebSocket handshakes per client IP, checked
+	// before any upgrade work; over the limit gets HTTP 429.
+	IPRate  float64 `env:"GATEWAY_IP_RATE" envDefault:"20"`
+	IPBurst int     `env:"GATEWAY_IP_BURST" envDefault:"100"`
+
+	// AllowedOrigins is a comma-separated list of allowed Origin values
+	// ('*' wildcards allowed, e.g. "https://*.example.com"). "*" allows any
+	// origin; requests without Origin (non-browser clients) are always
+	// allowed because tokens, not cookies, authenticate them.
+	AllowedOrigins string `env:"GATEWAY_ALLOWED_ORIGINS" envDefault:"*"`
+
+	// OutboxFrames and OutboxBytes cap each connection's outbound queue.
+	// A connection over either is a slow consumer: it is closed with 4007
+	// and resumes from its session later, so other members never wait.
+	OutboxFrames int `env:"GATEWAY_OUTBOX_FRAMES" envDefault:"4096"`
+	OutboxBytes  int `env:"GATEWAY_OUTBOX_BYTES" envDefault:"4194304"`
+	// WriteTimeout bounds one socket write.
+	WriteTimeout time.Duration `env:"GATEWAY_WRITE_TIMEOUT" envDefault:"10s"`
+
+	// HeartbeatInterval is how often the server pings each connection;
+	// a connection silent for HeartbeatMisses intervals is closed with 4008.
+	HeartbeatInterval time.Duration `env:"GATEWAY_HEARTBEAT_INTERVAL" envDefault:"25s"`
+	HeartbeatMisses   int           `env:"GATEWAY_HEARTBEAT_MISSES" envDefault:"2"`
+	// HandshakeTimeout bounds the HTTP upgrade.
+	HandshakeTimeout time.Duration `env:"GATEWAY_HANDSHAKE_TIMEOUT" envDefault:"10s"`
+
+	// GapWait is how long a node waits for a missing offset to arrive over
+	// AMQP before it fetches it from the room's recovery stream.
+	GapWait time.Duration `env:"GATEWAY_GAP_WAIT" envDefault:"100ms"`
+	// PublishTimeout bounds how long a publish waits for the broker's
+	// confirm, across reconnects, before the client gets publish_failed.
+	PublishTimeout time.Duration `env:"GATEWAY_PUBLISH_TIMEOUT" envDefault:"5s"`
+
+	// StreamSize, StreamTTL (the recovery window) and MetaTTL size each
+	// room's recovery state in Redis; IdempotencyTTL is the dedupe window.
+	StreamSize     int           `env:"ROOMCAST_STREAM_SIZE" envDefault:"1000"`
+	StreamTTL      time.Duration `env:"ROOMCAST_STREAM_TTL" envDefault:"2m"`
+	MetaTTL        time.Duration `env:"ROOMCAST_META_TTL" envDefault:"24h"`
+	IdempotencyTTL time.Duration `env:"ROOMCAST_IDEMPOTENCY_TTL" envDefault:"2m"`
+
+	// DrainTimeout bounds a graceful shutdown on SIGTERM: stop accepting,
+	// close clients with 4000 (reconnect elsewhere), finish in-flight
+	// publishes, exit.
+	DrainTimeout time.Duration `env:"GATEWAY_DRAIN_TIMEOUT" envDefault:"25s"`
+}
+
+// Load reads the configuration from the environment and validates it.
+func Load() (*Config, error) {
+	var c Config
+	if err := pkgconfig.Load(&c); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks ranges and fills derived defaults.
+func (c *Config) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	positive := map[string]int{
+		"GATEWAY_MAX_FRAME_BYTES":     c.MaxFrameBytes,
+		"GATEWAY_MAX_MESSAGE_BYTES":   c.MaxMessageBytes,
+		"GATEWAY_MAX_ROOM_NAME_BYTES": c.MaxRoomNameBytes,
+		"GATEWAY_MAX_EVENT_BYTES":     c.MaxEventBytes,
+		"GATEWAY_MAX_ROOMS":           c.MaxRooms,
+		"GATEWAY_BURST":               c.Burst,
+		"GATEWAY_IP_BURST":            c.IPBurst,
+		"GATEWAY_OUTBOX_FRAMES":       c.OutboxFrames,
+		"GATEWAY_OUTBOX_BYTES":        c.OutboxBytes,
+		"GATEWAY_HEARTBEAT_MISSES":    c.HeartbeatMisses,
+	}
+	for name, v := range positive {
+		if v < 1 {
+			return fmt.Errorf("config: %s must be at least 1, got %d", name, v)
+		}
+	}
+	if c.MaxFrameBytes < c.MaxMessageBytes {
+		return fmt.Errorf("config: GATEWAY_MAX_FRAME_BYTES (%d) must be at least GATEWAY_MAX_MESSAGE_BYTES (%d)", c.MaxFrameBytes, c.MaxMessageBytes)
+	}
+	if c.Rate <= 0 || c.IPRate <= 0 {
+		return fmt.Errorf("config: GATEWAY_RATE and GATEWAY_IP_RATE must be positive")
+	}
+	if c.HeartbeatInterval <= 0 || c.DrainTimeout <= 0 || c.PublishTimeout <= 0 || c.GapWait <= 0 {
+		return fmt.Errorf("config: durations must be positive")
+	}
+	if _, err := c.ParseKeys(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ParseKeys parses ROOMCAST_KEYS.
+func (c *Config) ParseKeys() ([]token.Key, error) {
+	if c.Keys == "" {
+		return nil, nil
+	}
+	keys, err := token.ParseKeyList(c.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("config: ROOMCAST_KEYS: %w", err)
+	}
+	return keys, nil
+}

@@ -1,0 +1,444 @@
+// Package conn runs one client WebSocket connection after a successful
+// upgrade: it reads and validates commands, enforces capabilities and
+// limits, talks to the hub, and owns the connection's outbound queue.
+package conn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	"golang.org/x/time/rate"
+
+	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/envelope"
+	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/services/gateway/config"
+	"github.com/roomcast/roomcast/services/gateway/internal/hub"
+	"github.com/roomcast/roomcast/services/gateway/internal/metrics"
+	"github.com/roomcast/roomcast/services/gateway/internal/wsframe"
+)
+
+// Deps are what every connection of a node shares.
+type Deps struct {
+	Config  *config.Config
+	Hub     *hub.Hub
+	Log     *slog.Logger
+	Metrics *metrics.Gateway
+	// Limits is what the connected frame announces.
+	Limits protocol.Limits
+}
+
+// Conn is one client connection.
+type Conn struct {
+	ID     string
+	d      *Deps
+	nc     net.Conn
+	src    io.Reader
+	codec  protocol.Codec
+	claims *token.Claims
+	log    *slog.Logger
+
+	limiter     *rate.Limiter
+	limitedRun  int                 // consecutive rate-limited operations
+	rooms       map[string]struct{} // owned by the read loop
+	lastSeen    atomic.Int64        // unix nanoseconds of the last frame read
+	expiryTimer *time.Timer
+
+	mu        sync.Mutex // guards the outbox fields below
+	queue     [][]byte
+	queued    int
+	writing   bool
+	closing   bool
+	closeCode protocol.CloseCode
+
+	inflight sync.WaitGroup // publishes awaiting their broker confirm
+}
+
+// New wraps an upgraded connection. buffered holds bytes the HTTP server
+// read past the handshake, if any.
+func New(d *Deps, id string, nc net.Conn, buffered []byte, codec protocol.Codec, claims *token.Claims) *Conn {
+	src := io.Reader(nc)
+	if len(buffered) > 0 {
+		src = io.MultiReader(bytes.NewReader(buffered), nc)
+	}
+	c := &Conn{
+		ID:      id,
+		d:       d,
+		nc:      nc,
+		src:     src,
+		codec:   codec,
+		claims:  claims,
+		log:     d.Log.With("conn", id, "app", claims.App, "client", claims.ClientID()),
+		limiter: rate.NewLimiter(rate.Limit(d.Config.Rate), d.Config.Burst),
+		rooms:   make(map[string]struct{}),
+	}
+	c.lastSeen.Store(time.Now().UnixNano())
+	return c
+}
+
+// Codec implements hub.Member.
+func (c *Conn) Codec() protocol.Codec { return c.codec }
+
+// LastSeen is when the last frame arrived from the client.
+func (c *Conn) LastSeen() time.Time { return time.Unix(0, c.lastSeen.Load()) }
+
+// Ping queues a heartbeat ping.
+func (c *Conn) Ping() { c.enqueue(wsframe.Ping, false) }
+
+// Serve sends the connected frame and runs the read loop until the
+// connection ends. It returns after the connection has left every room.
+func (c *Conn) Serve(connected *protocol.Connected) {
+	defer c.cleanup()
+	if exp := c.claims.ExpiresAt; exp != nil {
+		c.expiryTimer = time.AfterFunc(time.Until(exp.Time), func() {
+			c.Close(protocol.CloseTokenExpired, "token expired")
+		})
+	}
+	f, err := wsframe.Encode(c.codec, &protocol.ServerFrame{Connected: connected})
+	if err != nil {
+		c.log.Error("encode connected frame", "err", err)
+		return
+	}
+	c.enqueue(f, false)
+	c.readLoop()
+}
+
+func (c *Conn) cleanup() {
+	if c.expiryTimer != nil {
+		c.expiryTimer.Stop()
+	}
+	for room := range c.rooms {
+		c.d.Hub.Leave(c.claims.App, room, c)
+	}
+	c.rooms = nil
+	// Let in-flight publishes reply (their replies are dropped once the
+	// socket is closed) so drain can account for them.
+	c.inflight.Wait()
+	c.waitClosed()
+	_ = c.nc.Close()
+}
+
+var errStop = errors.New("conn: stop reading")
+
+func (c *Conn) readLoop() {
+	rd := &wsutil.Reader{
+		Source:         c.src,
+		State:          ws.StateServerSide,
+		CheckUTF8:      !c.codec.Binary(),
+		MaxFrameSize:   int64(c.d.Config.MaxFrameBytes),
+		MaxMessageSize: int64(c.d.Config.MaxFrameBytes),
+	}
+	rd.OnIntermediate = func(h ws.Header, r io.Reader) error { return c.control(h, r) }
+	buf := make([]byte, 0, 512)
+	for {
+		hdr, err := rd.NextFrame()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.lastSeen.Store(time.Now().UnixNano())
+		if hdr.OpCode.IsControl() {
+			if err := c.control(hdr, rd); err != nil {
+				return
+			}
+			continue
+		}
+		if (hdr.OpCode == ws.OpBinary) != c.codec.Binary() {
+			c.Close(protocol.CloseUnsupportedData, "frame type does not match the negotiated subprotocol")
+			c.linger()
+			return
+		}
+		buf, err = readMessage(rd, buf[:0])
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if err := c.handle(buf); err != nil {
+			c.linger()
+			return
+		}
+		if cap(buf) > 64<<10 {
+			buf = make([]byte, 0, 512) // do not pin a large buffer on an idle connection
+		}
+	}
+}
+
+// readMessage reads the rest of the current message (all fragments).
+func readMessage(rd *wsutil.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// readFailed maps a read error to the documented close code.
+func (c *Conn) readFailed(err error) {
+	var perr ws.ProtocolError
+	switch {
+	case errors.Is(err, wsutil.ErrInvalidUTF8):
+		c.Close(protocol.CloseInvalidPayload, "text frame is not valid UTF-8")
+	case errors.Is(err, wsutil.ErrFrameTooLarge), errors.Is(err, wsutil.ErrMessageTooLarge):
+		c.Close(protocol.CloseMessageTooBig, "message over the frame size limit")
+	case errors.As(err, &perr):
+		c.Close(protocol.CloseProtocolError, string(perr))
+	default:
+		// EOF, reset, deadline: the peer is gone or the close grace ended.
+		return
+	}
+	c.linger()
+}
+
+// waitClosed lets the close frame go out before the socket is closed.
+func (c *Conn) waitClosed() {
+	deadline := time.Now().Add(closeGrace)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		idle := !c.writing
+		c.mu.Unlock()
+		if idle {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// linger runs after the server closed the connection for bad input: once
+// the close frame is on the wire, it discards whatever the peer still sends
+// until the peer closes or the grace passes. Closing a socket with unread
+// input would reset it, and the peer could lose our close frame.
+func (c *Conn) linger() {
+	c.waitClosed()
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeGrace))
+	_, _ = io.Copy(io.Discard, c.nc)
+}
+
+// control handles ping, pong and close frames.
+func (c *Conn) control(h ws.Header, r io.Reader) error {
+	var payload [125]byte
+	n, err := io.ReadFull(r, payload[:h.Length])
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	switch h.OpCode {
+	case ws.OpPing:
+		c.enqueue(wsframe.Pong(payload[:n]), false)
+	case ws.OpClose:
+		code, _ := ws.ParseCloseFrameData(payload[:n])
+		if code == 0 {
+			code = ws.StatusNormalClosure
+		}
+		c.mu.Lock()
+		answered := c.closing
+		c.mu.Unlock()
+		if !answered {
+			// Echo the peer's close as the RFC asks, then stop.
+			c.enqueue(wsframe.Close(protocol.CloseNormal, ""), true)
+			c.waitClosed()
+		}
+		return errStop
+	}
+	return nil
+}
+
+// handle processes one command frame. A non-nil error ends the read loop.
+func (c *Conn) handle(frame []byte) error {
+	cmd, err := c.codec.DecodeCommand(frame)
+	if err != nil {
+		var perr *protocol.Error
+		if !errors.As(err, &perr) {
+			perr = protocol.NewError(protocol.CodeBadRequest, err.Error())
+		}
+		if perr.ID != 0 {
+			c.replyError(perr.ID, perr)
+		} else {
+			c.d.Metrics.Errors.WithLabelValues(string(perr.Code)).Inc()
+			c.sendFrame(&protocol.ServerFrame{Error: perr})
+		}
+		return c.limit() // malformed frames count against the rate limit too
+	}
+	c.d.Metrics.CommandsIn.WithLabelValues(string(cmd.Op)).Inc()
+	if !c.limiter.Allow() {
+		c.d.Metrics.RateLimited.Inc()
+		c.replyError(cmd.ID, protocol.NewError(protocol.CodeRateLimited, "too many operations; slow down"))
+		c.limitedRun++
+		if c.limitedRun >= c.d.Config.RateLimitCloseAfter {
+			c.Close(protocol.CloseRateLimited, "rate limit exceeded repeatedly")
+			return errStop
+		}
+		return nil
+	}
+	c.limitedRun = 0
+	switch cmd.Op {
+	case protocol.OpJoin:
+		c.join(&cmd)
+	case protocol.OpLeave:
+		c.leave(&cmd)
+	case protocol.OpPublish:
+		c.publish(&cmd)
+	}
+	return nil
+}
+
+// limit charges an invalid frame to the rate limiter.
+func (c *Conn) limit() error {
+	if c.limiter.Allow() {
+		c.limitedRun = 0
+		return nil
+	}
+	c.limitedRun++
+	if c.limitedRun >= c.d.Config.RateLimitCloseAfter {
+		c.Close(protocol.CloseRateLimited, "too many invalid frames")
+		return errStop
+	}
+	return nil
+}
+
+func (c *Conn) checkRoom(cmd *protocol.Command, op token.Op) *protocol.Error {
+	if perr := protocol.ValidateRoom(cmd.Room, c.d.Config.MaxRoomNameBytes); perr != nil {
+		return perr
+	}
+	if !c.claims.Caps.Allows(cmd.Room, op) {
+		return protocol.Errorf(protocol.CodeForbidden, "token does not allow %s on this room", op)
+	}
+	return nil
+}
+
+func (c *Conn) join(cmd *protocol.Command) {
+	if perr := c.checkRoom(cmd, token.OpJoin); perr != nil {
+		c.replyError(cmd.ID, perr)
+		return
+	}
+	if _, ok := c.rooms[cmd.Room]; ok {
+		// Already a member: the reply carries the current position.
+		ctx, cancel := context.WithTimeout(context.Background(), c.d.Config.PublishTimeout)
+		defer cancel()
+		pos, err := c.d.Hub.Position(ctx, c.claims.App, cmd.Room)
+		if err != nil {
+			c.replyError(cmd.ID, protocol.NewError(protocol.CodeUnavailable, "room state unavailable; retry"))
+			return
+		}
+		c.Reply(&protocol.Reply{ID: cmd.ID, Room: cmd.Room, Position: &pos})
+		return
+	}
+	if len(c.rooms) >= c.d.Config.MaxRooms {
+		c.replyError(cmd.ID, protocol.Errorf(protocol.CodeTooManyRooms, "a connection may join at most %d rooms", c.d.Config.MaxRooms))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.d.Config.PublishTimeout)
+	defer cancel()
+	if err := c.d.Hub.Join(ctx, c.claims.App, cmd.Room, c, cmd.ID); err != nil {
+		c.log.Warn("join failed", "room", cmd.Room, "err", err)
+		c.replyError(cmd.ID, protocol.NewError(protocol.CodeUnavailable, "cannot join now; retry"))
+		return
+	}
+	// The hub's worker sends the reply, ahead of the room's messages.
+	c.rooms[cmd.Room] = struct{}{}
+}
+
+func (c *Conn) leave(cmd *protocol.Command) {
+	if perr := protocol.ValidateRoom(cmd.Room, c.d.Config.MaxRoomNameBytes); perr != nil {
+		c.replyError(cmd.ID, perr)
+		return
+	}
+	if _, ok := c.rooms[cmd.Room]; !ok {
+		c.replyError(cmd.ID, protocol.NewError(protocol.CodeNotJoined, "not a member of this room"))
+		return
+	}
+	delete(c.rooms, cmd.Room)
+	c.d.Hub.Leave(c.claims.App, cmd.Room, c)
+	c.Reply(&protocol.Reply{ID: cmd.ID, Room: cmd.Room})
+}
+
+func (c *Conn) publish(cmd *protocol.Command) {
+	if perr := c.checkRoom(cmd, token.OpPublish); perr != nil {
+		c.replyError(cmd.ID, perr)
+		return
+	}
+	cfg := c.d.Config
+	switch {
+	case len(cmd.Data) > cfg.MaxMessageBytes:
+		c.replyError(cmd.ID, protocol.Errorf(protocol.CodeMessageTooLarge, "data is %d bytes; the limit is %d", len(cmd.Data), cfg.MaxMessageBytes))
+		return
+	case len(cmd.Event) > cfg.MaxEventBytes:
+		c.replyError(cmd.ID, protocol.Errorf(protocol.CodeBadRequest, "event name is longer than %d bytes", cfg.MaxEventBytes))
+		return
+	case len(cmd.IdempotencyKey) > cfg.MaxEventBytes:
+		c.replyError(cmd.ID, protocol.Errorf(protocol.CodeBadRequest, "idempotency key is longer than %d bytes", cfg.MaxEventBytes))
+		return
+	case cmd.Transient && cmd.IdempotencyKey != "":
+		c.replyError(cmd.ID, protocol.NewError(protocol.CodeBadRequest, "transient messages cannot carry an idempotency key"))
+		return
+	}
+	start := time.Now()
+	env := envelope.Envelope{
+		App:       c.claims.App,
+		Room:      cmd.Room,
+		Event:     cmd.Event,
+		From:      c.claims.ClientID(),
+		Timestamp: start.UnixMilli(),
+		Transient: cmd.Transient,
+		Data:      cmd.Data,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.PublishTimeout)
+	// Append runs here, in the read loop, so the order of a connection's
+	// publishes is the order of their offsets.
+	p, err := c.d.Hub.Append(ctx, env, cmd.IdempotencyKey)
+	if err != nil {
+		cancel()
+		c.log.Warn("publish append failed", "room", cmd.Room, "err", err)
+		c.replyError(cmd.ID, protocol.NewError(protocol.CodeUnavailable, "room log unavailable; retry with the same idempotency key"))
+		return
+	}
+	id, room := cmd.ID, cmd.Room
+	c.inflight.Add(1)
+	go func() {
+		defer c.inflight.Done()
+		defer cancel()
+		if err := c.d.Hub.Broadcast(ctx, p); err != nil {
+			c.log.Warn("publish not confirmed", "room", room, "err", err)
+			c.replyError(id, protocol.NewError(protocol.CodePublishFailed, "broker did not confirm; the message may still be delivered — retry with the same idempotency key"))
+			return
+		}
+		c.d.Metrics.PublishLatency.Observe(time.Since(start).Seconds())
+		c.Reply(&protocol.Reply{ID: id, Room: room, Position: p.Position})
+	}()
+}
+
+// Reply implements hub.Member.
+func (c *Conn) Reply(r *protocol.Reply) {
+	if r.Error != nil {
+		c.d.Metrics.Errors.WithLabelValues(string(r.Error.Code)).Inc()
+	}
+	c.sendFrame(&protocol.ServerFrame{Reply: r})
+}
+
+func (c *Conn) replyError(id uint64, perr *protocol.Error) {
+	c.Reply(&protocol.Reply{ID: id, Error: perr})
+}
+
+func (c *Conn) sendFrame(f *protocol.ServerFrame) {
+	b, err := wsframe.Encode(c.codec, f)
+	if err != nil {
+		c.log.Error("encode frame", "err", err)
+		return
+	}
+	c.enqueue(b, false)
+}

@@ -1,0 +1,371 @@
+// Package hub is a gateway node's view of its rooms: which local connections
+// are members of which room, the per-room ordered delivery of messages that
+// arrive from the broker, and local fan-out.
+//
+// Ordering: every non-transient message carries the per-room offset that
+// Redis assigned before it was published, so the hub delivers each room's
+// messages in offset order with no gap and no duplicate even when several
+// nodes publish into one room at once. An out-of-order message waits in the
+// room's pending set; when the missing offset does not arrive over AMQP
+// within GapWait the hub reads it from the room's recovery stream.
+//
+// Concurrency: each room belongs to one worker goroutine (by hash), which
+// owns all of the room's delivery state; rooms on different workers are
+// processed in parallel. The registry (which rooms exist locally, reference
+// counts) is guarded by Hub.mu.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/roomcast/roomcast/pkg/envelope"
+	"github.com/roomcast/roomcast/pkg/hashring"
+	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/pkg/roomlog"
+)
+
+// Bus carries room traffic between nodes (pkg/broker).
+type Bus interface {
+	Publish(ctx context.Context, shard int, body []byte) error
+	Subscribe(ctx context.Context, shard int) error
+	Unsubscribe(shard int)
+}
+
+// Log is the per-room offset log in Redis (pkg/roomlog).
+type Log interface {
+	Append(ctx context.Context, app, room string, payload []byte, idemKey string) (protocol.Position, bool, error)
+	Position(ctx context.Context, app, room string) (protocol.Position, error)
+	Range(ctx context.Context, app, room, epoch string, from, to uint64) ([]roomlog.Entry, error)
+}
+
+// Member is a local connection as the hub sees it.
+type Member interface {
+	// SendFrame queues a complete WebSocket frame. The slice is shared by
+	// every member of the room and must not be modified. It must not block;
+	// a member that cannot keep up closes itself.
+	SendFrame(frame []byte)
+	// Codec is the member's negotiated protocol encoding.
+	Codec() protocol.Codec
+	// Reply answers one of the member's commands.
+	Reply(r *protocol.Reply)
+}
+
+// Config tunes a Hub.
+type Config struct {
+	// Shards must match every other node of the cluster.
+	Shards int
+	// Workers is the number of delivery goroutines. Zero means
+	// 4 × GOMAXPROCS.
+	Workers int
+	// GapWait is how long a missing offset may be late before it is read
+	// from the recovery stream. Zero means 100ms.
+	GapWait time.Duration
+	// MaxPending caps out-of-order messages held per room; over it the gap
+	// is filled at once. Zero means 10000.
+	MaxPending int
+	// Frame encodes a server frame for a codec into WebSocket frame bytes.
+	Frame func(protocol.Codec, *protocol.ServerFrame) ([]byte, error)
+}
+
+// Stats are counters for metrics.
+type Stats struct {
+	Deliveries  uint64 // frames queued to members
+	Messages    uint64 // messages fanned out locally
+	GapFills    uint64 // gaps filled from the recovery stream
+	Lost        uint64 // offsets skipped because the stream no longer had them
+	Duplicates  uint64 // messages dropped as already delivered
+	EpochResets uint64 // rooms whose epoch changed under live members
+}
+
+// Hub manages a node's rooms.
+type Hub struct {
+	cfg     Config
+	log     *slog.Logger
+	bus     Bus
+	rlog    Log
+	workers []*worker
+
+	mu    sync.RWMutex
+	rooms map[roomKey]*room
+
+	statsMu sync.Mutex
+	stats   Stats
+
+	inflight sync.WaitGroup // broadcasts not yet confirmed
+}
+
+type roomKey struct{ app, room string }
+
+type room struct {
+	key   roomKey
+	shard int
+	w     *worker
+
+	// Guarded by Hub.mu.
+	refs       int
+	subscribed bool
+
+	// ready is closed when the shard binding is in place; err says whether
+	// it failed.
+	ready chan struct{}
+	err   error
+
+	// Owned by the worker.
+	members map[Member]uint64 // member → first offset it receives
+	epoch   string
+	next    uint64 // next offset to deliver; 0 until the first member is added
+	pending map[uint64]*envelope.Envelope
+	armed   bool // a gap check is scheduled
+	removed bool
+}
+
+// New creates a hub and starts its workers. Stop them with Close.
+func New(cfg Config, log *slog.Logger, bus Bus, rlog Log) *Hub {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4 * runtime.GOMAXPROCS(0)
+	}
+	if cfg.GapWait <= 0 {
+		cfg.GapWait = 100 * time.Millisecond
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = 10000
+	}
+	if cfg.Shards <= 0 {
+		cfg.Shards = hashring.DefaultShards
+	}
+	h := &Hub{cfg: cfg, log: log, bus: bus, rlog: rlog, rooms: make(map[roomKey]*room)}
+	for i := 0; i < cfg.Workers; i++ {
+		w := &worker{h: h, tasks: make(chan task, 1024), done: make(chan struct{})}
+		h.workers = append(h.workers, w)
+		go w.run()
+	}
+	return h
+}
+
+// Close stops the workers after the queued tasks are done.
+func (h *Hub) Close() {
+	for _, w := range h.workers {
+		close(w.tasks)
+	}
+	for _, w := range h.workers {
+		<-w.done
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (h *Hub) Stats() Stats {
+	h.statsMu.Lock()
+	defer h.statsMu.Unlock()
+	return h.stats
+}
+
+func (h *Hub) count(f func(*Stats)) {
+	h.statsMu.Lock()
+	f(&h.stats)
+	h.statsMu.Unlock()
+}
+
+// Rooms returns the number of rooms with local members.
+func (h *Hub) Rooms() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.rooms)
+}
+
+// Join adds m to a room. On success the join reply (with the room's
+// position) is sent to m by the room's worker, before any message of the
+// room, and m then receives every message after that position.
+func (h *Hub) Join(ctx context.Context, app, name string, m Member, id uint64) error {
+	key := roomKey{app, name}
+	h.mu.Lock()
+	r := h.rooms[key]
+	creator := r == nil
+	if creator {
+		shard := hashring.Shard(app, name, h.cfg.Shards)
+		r = &room{
+			key:     key,
+			shard:   shard,
+			w:       h.workers[int(hashring.Hash(app, name)%uint64(len(h.workers)))],
+			ready:   make(chan struct{}),
+			members: make(map[Member]uint64),
+			pending: make(map[uint64]*envelope.Envelope),
+		}
+		h.rooms[key] = r
+	}
+	r.refs++
+	h.mu.Unlock()
+
+	if creator {
+		// Bind before reading the position: every message after the
+		// position is then routed to this node.
+		err := h.bus.Subscribe(ctx, r.shard)
+		h.mu.Lock()
+		r.subscribed = err == nil
+		r.err = err
+		h.mu.Unlock()
+		close(r.ready)
+	} else {
+		select {
+		case <-r.ready:
+		case <-ctx.Done():
+			h.release(r, nil)
+			return ctx.Err()
+		}
+	}
+	if r.err != nil {
+		h.release(r, nil)
+		return fmt.Errorf("hub: subscribe shard %d: %w", r.shard, r.err)
+	}
+	pos, err := h.rlog.Position(ctx, app, name)
+	if err != nil {
+		h.release(r, nil)
+		return fmt.Errorf("hub: room position: %w", err)
+	}
+	r.w.post(task{kind: taskAdd, r: r, m: m, pos: pos, id: id})
+	return nil
+}
+
+// Position is the room's current position in Redis.
+func (h *Hub) Position(ctx context.Context, app, name string) (protocol.Position, error) {
+	return h.rlog.Position(ctx, app, name)
+}
+
+// Leave removes m from a room. It reports whether m was a member.
+func (h *Hub) Leave(app, name string, m Member) {
+	h.mu.RLock()
+	r := h.rooms[roomKey{app, name}]
+	h.mu.RUnlock()
+	if r != nil {
+		h.release(r, m)
+	}
+}
+
+// release drops one reference to r (and m's membership, if m is set); the
+// last reference removes the room and its shard binding.
+func (h *Hub) release(r *room, m Member) {
+	h.mu.Lock()
+	r.refs--
+	last := r.refs == 0
+	unsubscribe := last && r.subscribed
+	if last && h.rooms[r.key] == r {
+		delete(h.rooms, r.key)
+	}
+	h.mu.Unlock()
+	if m != nil || last {
+		r.w.post(task{kind: taskRemove, r: r, m: m, last: last})
+	}
+	if unsubscribe {
+		h.bus.Unsubscribe(r.shard)
+	}
+}
+
+// HandleDelivery is the broker handler: one message from the node queue.
+func (h *Hub) HandleDelivery(_ int, body []byte) {
+	env, err := envelope.Decode(body)
+	if err != nil {
+		h.log.Warn("dropping malformed envelope", "err", err, "bytes", len(body))
+		return
+	}
+	h.mu.RLock()
+	r := h.rooms[roomKey{env.App, env.Room}]
+	h.mu.RUnlock()
+	if r == nil {
+		return // another room of the same shard, with no local members
+	}
+	r.w.post(task{kind: taskDeliver, r: r, env: &env})
+}
+
+// Resync makes every local room catch up with Redis. The broker calls it
+// after a reconnect: messages routed while the node queue was gone are in
+// the recovery streams, not in the queue.
+func (h *Hub) Resync() {
+	h.mu.RLock()
+	rooms := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	h.mu.RUnlock()
+	for _, r := range rooms {
+		r.w.post(task{kind: taskResync, r: r})
+	}
+}
+
+// ErrUnavailable wraps failures of Redis or the broker.
+var ErrUnavailable = errors.New("hub: dependency unavailable")
+
+// Published is a message that has its place in the room's log and still
+// has to be broadcast.
+type Published struct {
+	env   envelope.Envelope
+	shard int
+	// Position is where the message was stored (nil for transient ones).
+	Position *protocol.Position
+	// Duplicate is set when an idempotency key matched an earlier publish.
+	Duplicate bool
+}
+
+// Append gives a message its offset in the room's log (unless it is
+// transient). Callers keep per-room order by calling Append in the order
+// the publisher sent the messages; Broadcast may then run concurrently.
+func (h *Hub) Append(ctx context.Context, env envelope.Envelope, idemKey string) (*Published, error) {
+	p := &Published{env: env, shard: hashring.Shard(env.App, env.Room, h.cfg.Shards)}
+	if env.Transient {
+		return p, nil
+	}
+	pos, dup, err := h.rlog.Append(ctx, env.App, env.Room, env.Marshal(), idemKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: room log: %w", ErrUnavailable, err)
+	}
+	p.Position = &pos
+	p.Duplicate = dup
+	p.env.Offset, p.env.Epoch = pos.Offset, pos.Epoch
+	if dup {
+		// Broadcast the stored message again: the first attempt may have
+		// failed before the broker confirmed it, and receivers drop offsets
+		// they already delivered, so a repeat is never delivered twice.
+		entries, err := h.rlog.Range(ctx, env.App, env.Room, pos.Epoch, pos.Offset, pos.Offset)
+		if err != nil || len(entries) != 1 {
+			p.env.Offset = 0 // nothing left to re-send
+			return p, nil
+		}
+		stored, err := envelope.Decode(entries[0].Payload)
+		if err == nil {
+			stored.Offset, stored.Epoch = pos.Offset, pos.Epoch
+			p.env = stored
+		}
+	}
+	return p, nil
+}
+
+// Broadcast hands an appended message to the broker and waits for its
+// confirm.
+func (h *Hub) Broadcast(ctx context.Context, p *Published) error {
+	if p.Duplicate && p.env.Offset == 0 {
+		return nil
+	}
+	h.inflight.Add(1)
+	defer h.inflight.Done()
+	if err := h.bus.Publish(ctx, p.shard, p.env.Marshal()); err != nil {
+		return fmt.Errorf("%w: broker: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// WaitInflight waits until every broadcast has been confirmed or failed,
+// or ctx ends.
+func (h *Hub) WaitInflight(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { h.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,320 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/roomcast/roomcast/pkg/envelope"
+	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/pkg/roomlog"
+)
+
+type taskKind uint8
+
+const (
+	taskDeliver taskKind = iota
+	taskAdd
+	taskRemove
+	taskGapCheck
+	taskResync
+)
+
+type task struct {
+	kind taskKind
+	r    *room
+	env  *envelope.Envelope
+	m    Member
+	pos  protocol.Position
+	id   uint64
+	last bool
+}
+
+// worker owns the delivery state of its rooms; everything on a room runs
+// on its worker's goroutine, in order.
+type worker struct {
+	h     *Hub
+	tasks chan task
+	done  chan struct{}
+}
+
+func (w *worker) post(t task) { w.tasks <- t }
+
+// storeTimeout bounds one read of a recovery stream from a worker, which
+// holds up the worker's other rooms meanwhile.
+const storeTimeout = 2 * time.Second
+
+func (w *worker) run() {
+	defer close(w.done)
+	for t := range w.tasks {
+		r := t.r
+		switch t.kind {
+		case taskDeliver:
+			w.deliver(r, t.env)
+		case taskAdd:
+			w.add(r, t.m, t.pos, t.id)
+		case taskRemove:
+			if t.m != nil {
+				delete(r.members, t.m)
+			}
+			if t.last {
+				r.removed = true
+				r.pending = nil
+			}
+		case taskGapCheck:
+			r.armed = false
+			w.fillGap(r)
+		case taskResync:
+			w.resync(r)
+		}
+	}
+}
+
+func (w *worker) deliver(r *room, env *envelope.Envelope) {
+	if r.removed {
+		return
+	}
+	if env.Transient {
+		w.fanout(r, env)
+		return
+	}
+	if r.next == 0 {
+		// No member has been added yet: hold it; add() decides.
+		r.pending[env.Offset] = env
+		return
+	}
+	if env.Epoch != r.epoch {
+		w.resetEpoch(r, env.Epoch)
+	}
+	if env.Offset < r.next {
+		w.h.count(func(s *Stats) { s.Duplicates++ })
+		return
+	}
+	r.pending[env.Offset] = env
+	w.drain(r)
+	if len(r.pending) > w.h.cfg.MaxPending {
+		w.fillGap(r)
+		return
+	}
+	w.arm(r)
+}
+
+// resetEpoch handles a room whose state in Redis was lost and restarted:
+// offsets start again at 1 in the new epoch. Members continue from there
+// (their SDKs see the epoch change).
+func (w *worker) resetEpoch(r *room, epoch string) {
+	w.h.log.Warn("room epoch changed under live members", "app", r.key.app, "room", r.key.room, "old_epoch", r.epoch, "new_epoch", epoch)
+	w.h.count(func(s *Stats) { s.EpochResets++ })
+	r.epoch = epoch
+	r.next = 1
+	for off, e := range r.pending {
+		if e.Epoch != epoch {
+			delete(r.pending, off)
+		}
+	}
+	for m := range r.members {
+		r.members[m] = 1
+	}
+}
+
+// drain delivers pending messages while the next offset is present.
+func (w *worker) drain(r *room) {
+	for {
+		env, ok := r.pending[r.next]
+		if !ok {
+			return
+		}
+		delete(r.pending, r.next)
+		r.next++
+		w.fanout(r, env)
+	}
+}
+
+// arm schedules a gap check if messages are waiting behind a missing offset.
+func (w *worker) arm(r *room) {
+	if r.armed || len(r.pending) == 0 {
+		return
+	}
+	r.armed = true
+	time.AfterFunc(w.h.cfg.GapWait, func() { w.post(task{kind: taskGapCheck, r: r}) })
+}
+
+// fillGap reads the missing offsets before the oldest pending message from
+// the recovery stream.
+func (w *worker) fillGap(r *room) {
+	if r.removed || len(r.pending) == 0 || r.next == 0 {
+		return
+	}
+	lowest := uint64(0)
+	for off := range r.pending {
+		if lowest == 0 || off < lowest {
+			lowest = off
+		}
+	}
+	if lowest > r.next {
+		entries, err := w.read(r, r.next, lowest-1)
+		if err != nil && !errors.Is(err, roomlog.ErrTruncated) && !errors.Is(err, roomlog.ErrEpochChanged) {
+			// Redis is unreachable: try again later unless the backlog is
+			// already too large to keep.
+			w.h.log.Warn("gap fill failed", "app", r.key.app, "room", r.key.room, "from", r.next, "to", lowest-1, "err", err)
+			if len(r.pending) <= w.h.cfg.MaxPending {
+				w.arm(r)
+				return
+			}
+		}
+		w.h.count(func(s *Stats) { s.GapFills++ })
+		for i := range entries {
+			if entries[i].Offset >= r.next {
+				r.pending[entries[i].Offset] = w.decodeEntry(r, entries[i])
+			}
+		}
+		w.drain(r)
+		if next := r.next; next < lowest {
+			// The stream no longer holds them: skip ahead, loudly.
+			w.h.log.Error("messages lost: offsets no longer in the recovery stream", "app", r.key.app, "room", r.key.room, "from", next, "to", lowest-1)
+			w.h.count(func(s *Stats) { s.Lost += lowest - next })
+			r.next = lowest
+		}
+	}
+	w.drain(r)
+	w.arm(r)
+}
+
+// resync catches a room up with its position in Redis.
+func (w *worker) resync(r *room) {
+	if r.removed || r.next == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	pos, err := w.h.rlog.Position(ctx, r.key.app, r.key.room)
+	cancel()
+	if err != nil {
+		w.h.log.Warn("resync failed", "app", r.key.app, "room", r.key.room, "err", err)
+		return
+	}
+	if pos.Epoch != r.epoch {
+		w.resetEpoch(r, pos.Epoch)
+	}
+	if pos.Offset >= r.next {
+		// Pretend the tail is pending so fillGap fetches up to it.
+		entries, err := w.read(r, r.next, pos.Offset)
+		if err != nil && len(entries) == 0 {
+			w.h.log.Warn("resync read failed", "app", r.key.app, "room", r.key.room, "err", err)
+		}
+		for i := range entries {
+			if entries[i].Offset >= r.next {
+				r.pending[entries[i].Offset] = w.decodeEntry(r, entries[i])
+			}
+		}
+		w.drain(r)
+		w.arm(r)
+	}
+}
+
+// add makes m a member. Its join reply goes out first; then, if the room
+// has already delivered past m's position, the difference is replayed to m
+// alone from the stream; then m receives live messages.
+func (w *worker) add(r *room, m Member, pos protocol.Position, id uint64) {
+	if r.removed {
+		// Cannot happen while m holds a reference; answer anyway.
+		m.Reply(&protocol.Reply{ID: id, Error: protocol.NewError(protocol.CodeUnavailable, "room was torn down during join; retry")})
+		return
+	}
+	if r.next == 0 {
+		r.epoch = pos.Epoch
+		r.next = pos.Offset + 1
+		for off, e := range r.pending {
+			if e.Epoch != r.epoch || off < r.next {
+				delete(r.pending, off)
+			}
+		}
+	}
+	from := pos.Offset + 1
+	if pos.Epoch != r.epoch {
+		from = r.next
+	}
+	p := pos
+	m.Reply(&protocol.Reply{ID: id, Room: r.key.room, Position: &p})
+	if from < r.next {
+		entries, err := w.read(r, from, r.next-1)
+		if err != nil {
+			w.h.log.Warn("join catch-up incomplete", "app", r.key.app, "room", r.key.room, "err", err)
+		}
+		for i := range entries {
+			env := w.decodeEntry(r, entries[i])
+			w.send(m, env)
+		}
+	}
+	r.members[m] = from
+	w.drain(r)
+	w.arm(r)
+}
+
+func (w *worker) read(r *room, from, to uint64) ([]roomlog.Entry, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	return w.h.rlog.Range(ctx, r.key.app, r.key.room, r.epoch, from, to)
+}
+
+func (w *worker) decodeEntry(r *room, e roomlog.Entry) *envelope.Envelope {
+	env, err := envelope.Decode(e.Payload)
+	if err != nil {
+		w.h.log.Error("malformed envelope in recovery stream", "app", r.key.app, "room", r.key.room, "offset", e.Offset, "err", err)
+		env = envelope.Envelope{App: r.key.app, Room: r.key.room}
+	}
+	env.Offset, env.Epoch = e.Offset, r.epoch
+	return &env
+}
+
+// fanout encodes env once per codec in use and queues the same frame bytes
+// on every member that should receive it.
+func (w *worker) fanout(r *room, env *envelope.Envelope) {
+	if len(r.members) == 0 {
+		return
+	}
+	var cache frameCache
+	n := 0
+	for m, from := range r.members {
+		if env.Offset != 0 && env.Offset < from {
+			continue
+		}
+		if f := cache.get(w.h, m.Codec(), env); f != nil {
+			m.SendFrame(f)
+			n++
+		}
+	}
+	w.h.count(func(s *Stats) { s.Messages++; s.Deliveries += uint64(n) })
+}
+
+func (w *worker) send(m Member, env *envelope.Envelope) {
+	var cache frameCache
+	if f := cache.get(w.h, m.Codec(), env); f != nil {
+		m.SendFrame(f)
+	}
+}
+
+// frameCache holds one encoded frame per codec for one message.
+type frameCache struct {
+	codecs [2]protocol.Codec
+	frames [2][]byte
+	n      int
+}
+
+func (c *frameCache) get(h *Hub, codec protocol.Codec, env *envelope.Envelope) []byte {
+	for i := 0; i < c.n; i++ {
+		if c.codecs[i] == codec {
+			return c.frames[i]
+		}
+	}
+	msg := env.Message()
+	f, err := h.cfg.Frame(codec, &protocol.ServerFrame{Message: &msg})
+	if err != nil {
+		h.log.Error("encode message", "codec", codec.Subprotocol(), "err", err)
+		return nil
+	}
+	if c.n < len(c.codecs) {
+		c.codecs[c.n], c.frames[c.n] = codec, f
+		c.n++
+	}
+	return f
+}

@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/roomcast/roomcast/pkg/testenv"
+	"github.com/roomcast/roomcast/tests/harness"
+)
+
+// lockedBuffer is a bytes.Buffer safe for a process to write while the
+// test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRoomcastRunWithCLI is the README's quick start as a test: `roomcast
+// run` starts the platform and prints a dev key, `roomcast sub` and
+// `roomcast pub` use it end to end, and SIGINT stops everything within 10 s.
+func TestRoomcastRunWithCLI(t *testing.T) {
+	t.Parallel()
+	env := harness.NewEnv(t)
+	bin := harness.Binary(t, "roomcast")
+	keyFile := filepath.Join(t.TempDir(), "dev-key")
+	run := harness.Start(t, bin, []string{
+		"ROOMCAST_AMQP_URL=" + env.AMQPURL,
+		"ROOMCAST_REDIS_URL=" + testenv.RedisURL(),
+		"ROOMCAST_REDIS_PREFIX=" + env.RedisPrefix,
+		"ROOMCAST_KEYS=",
+		"ROOMCAST_DEV_KEY_FILE=" + keyFile,
+		"ROOMCAST_LOG_FORMAT=json",
+		"GATEWAY_ADDR=127.0.0.1:0",
+	}, "run")
+
+	var key, url string
+	testenv.WaitFor(t, 10*time.Second, "banner with the dev key", func() bool {
+		logs := run.Logs()
+		k := regexp.MustCompile(`Dev key:\s+(\S+)`).FindStringSubmatch(logs)
+		u := regexp.MustCompile(`WebSocket:\s+(\S+)`).FindStringSubmatch(logs)
+		if k == nil || u == nil {
+			return false
+		}
+		key, url = k[1], u[1]
+		return true
+	})
+	stored, err := os.ReadFile(keyFile)
+	if err != nil || strings.TrimSpace(string(stored)) != key {
+		t.Fatalf("dev key file holds %q (%v), banner printed %q", stored, err, key)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	subOut := &lockedBuffer{}
+	sub := exec.CommandContext(ctx, bin, "sub", "--url", url, "--key", key, "--client", "reader", "cli.room")
+	sub.Stdout = subOut
+	var subErr bytes.Buffer
+	sub.Stderr = &subErr
+	sub.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Process.Kill(); _ = sub.Wait() })
+
+	// sub prints nothing until a message arrives, so publish until it does.
+	var pubOut []byte
+	testenv.WaitFor(t, 20*time.Second, "sub prints the published message", func() bool {
+		if subOut.String() != "" {
+			return true
+		}
+		out, err := exec.CommandContext(ctx, bin, "pub", "--url", url, "--key", key, "--client", "writer", "--event", "greeting", "cli.room", `{"hello":"world"}`).CombinedOutput()
+		if err != nil {
+			t.Fatalf("roomcast pub: %v\n%s", err, out)
+		}
+		pubOut = out
+		time.Sleep(100 * time.Millisecond)
+		return subOut.String() != ""
+	})
+	var reply struct {
+		Room   string `json:"room"`
+		Offset uint64 `json:"offset"`
+		Epoch  string `json:"epoch"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(pubOut), &reply); err != nil || reply.Room != "cli.room" || reply.Offset == 0 || reply.Epoch == "" {
+		t.Fatalf("pub printed %q (%v)", pubOut, err)
+	}
+	line := strings.SplitN(subOut.String(), "\n", 2)[0]
+	var msg struct {
+		Room  string          `json:"room"`
+		Event string          `json:"event"`
+		Data  json.RawMessage `json:"data"`
+		From  string          `json:"from"`
+	}
+	if err := json.Unmarshal([]byte(line), &msg); err != nil {
+		t.Fatalf("sub line %q: %v", line, err)
+	}
+	if msg.Room != "cli.room" || msg.Event != "greeting" || string(msg.Data) != `{"hello":"world"}` || msg.From != "writer" {
+		t.Fatalf("sub printed %s", line)
+	}
+
+	start := time.Now()
+	if err := run.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	code, err := run.Wait(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 {
+		t.Fatalf("roomcast run exited %d after SIGINT, want 0", code)
+	}
+	t.Logf("roomcast run stopped %s after SIGINT", time.Since(start).Round(time.Millisecond))
+	// Its subscriber was told to reconnect elsewhere and exited non-zero
+	// with the close code on stderr.
+	if err := sub.Wait(); err == nil || !strings.Contains(subErr.String(), "4000") {
+		t.Fatalf("sub after the server stopped: err %v, stderr %q", err, subErr.String())
+	}
+}
