@@ -23,6 +23,9 @@ type Raw struct {
 	t    testing.TB
 	Conn net.Conn
 	rd   *bufio.Reader
+	// NoPong stops the client from answering pings, like a peer whose
+	// network vanished.
+	NoPong bool
 }
 
 // DialRaw opens a WebSocket to url offering protocols, with extra headers.
@@ -84,7 +87,9 @@ func (r *Raw) Read(timeout time.Duration) (Frame, error) {
 		}
 		switch hdr.OpCode {
 		case ws.OpPing:
-			_ = wsutil.WriteClientMessage(r.Conn, ws.OpPong, payload)
+			if !r.NoPong {
+				_ = wsutil.WriteClientMessage(r.Conn, ws.OpPong, payload)
+			}
 			continue
 		case ws.OpPong:
 			continue

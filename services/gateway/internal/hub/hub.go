@@ -90,6 +90,7 @@ type Hub struct {
 	bus     Bus
 	rlog    Log
 	workers []*worker
+	stop    chan struct{} // closed by Close; posts after it are dropped
 
 	mu    sync.RWMutex
 	rooms map[roomKey]*room
@@ -139,7 +140,7 @@ func New(cfg Config, log *slog.Logger, bus Bus, rlog Log) *Hub {
 	if cfg.Shards <= 0 {
 		cfg.Shards = hashring.DefaultShards
 	}
-	h := &Hub{cfg: cfg, log: log, bus: bus, rlog: rlog, rooms: make(map[roomKey]*room)}
+	h := &Hub{cfg: cfg, log: log, bus: bus, rlog: rlog, rooms: make(map[roomKey]*room), stop: make(chan struct{})}
 	for i := 0; i < cfg.Workers; i++ {
 		w := &worker{h: h, tasks: make(chan task, 1024), done: make(chan struct{})}
 		h.workers = append(h.workers, w)
@@ -148,11 +149,10 @@ func New(cfg Config, log *slog.Logger, bus Bus, rlog Log) *Hub {
 	return h
 }
 
-// Close stops the workers after the queued tasks are done.
+// Close stops the workers. Tasks posted afterwards (a late gap timer, a
+// straggling delivery) are dropped.
 func (h *Hub) Close() {
-	for _, w := range h.workers {
-		close(w.tasks)
-	}
+	close(h.stop)
 	for _, w := range h.workers {
 		<-w.done
 	}

@@ -38,7 +38,12 @@ type worker struct {
 	done  chan struct{}
 }
 
-func (w *worker) post(t task) { w.tasks <- t }
+func (w *worker) post(t task) {
+	select {
+	case w.tasks <- t:
+	case <-w.h.stop:
+	}
+}
 
 // storeTimeout bounds one read of a recovery stream from a worker, which
 // holds up the worker's other rooms meanwhile.
@@ -46,7 +51,13 @@ const storeTimeout = 2 * time.Second
 
 func (w *worker) run() {
 	defer close(w.done)
-	for t := range w.tasks {
+	for {
+		var t task
+		select {
+		case t = <-w.tasks:
+		case <-w.h.stop:
+			return
+		}
 		r := t.r
 		switch t.kind {
 		case taskDeliver:

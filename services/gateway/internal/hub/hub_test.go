@@ -1,0 +1,313 @@
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/roomcast/roomcast/pkg/envelope"
+	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/pkg/roomlog"
+	"github.com/roomcast/roomcast/pkg/testenv"
+)
+
+// memBus stands in for RabbitMQ: the hub's contract with the broker is
+// only Publish/Subscribe/Unsubscribe, and these tests steer deliveries by
+// hand (reorder, drop, duplicate). Redis is real.
+type memBus struct {
+	mu        sync.Mutex
+	published [][]byte
+	subs      map[int]int
+}
+
+func (b *memBus) Publish(_ context.Context, _ int, body []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.published = append(b.published, body)
+	return nil
+}
+
+func (b *memBus) Subscribe(_ context.Context, shard int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.subs[shard]++
+	return nil
+}
+
+func (b *memBus) Unsubscribe(shard int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.subs[shard]--
+}
+
+// member records what the hub sent it. Frames are the codec's bytes
+// without a WebSocket header (the test's Frame func).
+type member struct {
+	mu      sync.Mutex
+	msgs    []protocol.Message
+	replies []protocol.Reply
+}
+
+func (m *member) SendFrame(f []byte) {
+	sf, err := protocol.JSON.DecodeServerFrame(f)
+	if err != nil {
+		panic(err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sf.Message != nil {
+		m.msgs = append(m.msgs, *sf.Message)
+	}
+}
+
+func (m *member) Codec() protocol.Codec { return protocol.JSON }
+
+func (m *member) Reply(r *protocol.Reply) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.replies = append(m.replies, *r)
+}
+
+func (m *member) offsets() []uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []uint64
+	for _, msg := range m.msgs {
+		out = append(out, msg.Offset)
+	}
+	return out
+}
+
+type fixture struct {
+	h    *Hub
+	bus  *memBus
+	rlog *roomlog.Log
+	log  *staleLog
+}
+
+func newFixture(t *testing.T) *fixture {
+	rdb, prefix := testenv.Redis(t)
+	rlog := roomlog.New(rdb, roomlog.Config{Prefix: prefix})
+	bus := &memBus{subs: map[int]int{}}
+	sl := &staleLog{Log: rlog}
+	frame := func(c protocol.Codec, f *protocol.ServerFrame) ([]byte, error) { return c.AppendServerFrame(nil, f) }
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h := New(Config{Shards: 16, Workers: 2, GapWait: 50 * time.Millisecond, Frame: frame}, log, bus, sl)
+	t.Cleanup(h.Close)
+	return &fixture{h: h, bus: bus, rlog: rlog, log: sl}
+}
+
+// appendN stores n messages in the room's log (as a publishing node would)
+// and returns their AMQP bodies in offset order, without delivering them.
+func (f *fixture) appendN(t *testing.T, room string, n int) [][]byte {
+	t.Helper()
+	var bodies [][]byte
+	for i := 0; i < n; i++ {
+		p, err := f.h.Append(context.Background(), envelope.Envelope{App: "a", Room: room, Data: []byte(`1`)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, p.env.Marshal())
+	}
+	return bodies
+}
+
+func (f *fixture) join(t *testing.T, room string) *member {
+	t.Helper()
+	m := &member{}
+	if err := f.h.Join(context.Background(), "a", room, m, 1); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "join reply", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.replies) == 1
+	})
+	return m
+}
+
+func waitOffsets(t *testing.T, m *member, want ...uint64) {
+	t.Helper()
+	testenv.WaitFor(t, 5*time.Second, "offsets", func() bool { return len(m.offsets()) >= len(want) })
+	got := m.offsets()
+	if len(got) != len(want) {
+		t.Fatalf("offsets %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("offsets %v, want %v", got, want)
+		}
+	}
+}
+
+func TestOutOfOrderDeliveryIsReordered(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	m := f.join(t, "r")
+	b := f.appendN(t, "r", 5)
+	for _, i := range []int{2, 0, 1, 4, 3} {
+		f.h.HandleDelivery(0, b[i])
+	}
+	waitOffsets(t, m, 1, 2, 3, 4, 5)
+}
+
+func TestGapIsFilledFromTheRecoveryStream(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	m := f.join(t, "r")
+	b := f.appendN(t, "r", 5)
+	for _, i := range []int{0, 1, 3, 4} { // offset 3 never arrives over AMQP
+		f.h.HandleDelivery(0, b[i])
+	}
+	waitOffsets(t, m, 1, 2, 3, 4, 5)
+	if s := f.h.Stats(); s.GapFills == 0 {
+		t.Fatalf("stats %+v: no gap fill counted", s)
+	}
+}
+
+func TestDuplicatesAreDropped(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	m := f.join(t, "r")
+	b := f.appendN(t, "r", 2)
+	for _, i := range []int{0, 0, 1, 0, 1} {
+		f.h.HandleDelivery(0, b[i])
+	}
+	b = append(b, f.appendN(t, "r", 1)...)
+	f.h.HandleDelivery(0, b[2])
+	waitOffsets(t, m, 1, 2, 3)
+}
+
+func TestResyncCatchesUpWhatTheQueueLost(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	m := f.join(t, "r")
+	f.appendN(t, "r", 3) // routed while the node's queue was gone: never delivered
+	f.h.Resync()
+	waitOffsets(t, m, 1, 2, 3)
+}
+
+func TestJoinGetsOnlyMessagesAfterItsPosition(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	first := f.join(t, "r")
+	b := f.appendN(t, "r", 2)
+	f.h.HandleDelivery(0, b[0])
+	f.h.HandleDelivery(0, b[1])
+	waitOffsets(t, first, 1, 2)
+	second := f.join(t, "r")
+	if pos := second.replies[0].Position; pos == nil || pos.Offset != 2 {
+		t.Fatalf("join position %+v, want offset 2", second.replies[0].Position)
+	}
+	b = append(b, f.appendN(t, "r", 1)...)
+	f.h.HandleDelivery(0, b[2])
+	waitOffsets(t, second, 3)
+	waitOffsets(t, first, 1, 2, 3)
+}
+
+// staleLog is the real room log, except that once stale is set Position
+// returns a position older than the room's state, as when a node delivers
+// a message between a joiner's position read and its add.
+type staleLog struct {
+	*roomlog.Log
+	stale atomic.Pointer[protocol.Position]
+}
+
+func (s *staleLog) Position(ctx context.Context, app, room string) (protocol.Position, error) {
+	if p := s.stale.Load(); p != nil {
+		return *p, nil
+	}
+	return s.Log.Position(ctx, app, room)
+}
+
+func TestJoinBehindTheRoomIsCaughtUpFromTheStream(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	first := f.join(t, "r")
+	b := f.appendN(t, "r", 3)
+	for _, body := range b {
+		f.h.HandleDelivery(0, body)
+	}
+	waitOffsets(t, first, 1, 2, 3)
+	pos, err := f.rlog.Position(context.Background(), "a", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos.Offset = 1 // the joiner read its position when the room stood at 1
+	f.log.stale.Store(&pos)
+	second := f.join(t, "r")
+	waitOffsets(t, second, 2, 3)
+}
+
+func TestTransientMessagesSkipOrdering(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	m := f.join(t, "r")
+	p, err := f.h.Append(context.Background(), envelope.Envelope{App: "a", Room: "r", Transient: true, Data: []byte(`"typing"`)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Position != nil {
+		t.Fatalf("transient message got a position: %+v", p.Position)
+	}
+	f.h.HandleDelivery(0, p.env.Marshal())
+	waitOffsets(t, m, 0)
+}
+
+func TestLastLeaveUnsubscribesTheShard(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	m1, m2 := f.join(t, "r"), f.join(t, "r")
+	f.h.Leave("a", "r", m1)
+	if f.h.Rooms() != 1 {
+		t.Fatal("room removed while a member remains")
+	}
+	f.h.Leave("a", "r", m2)
+	if f.h.Rooms() != 0 {
+		t.Fatal("room kept after the last member left")
+	}
+	f.bus.mu.Lock()
+	defer f.bus.mu.Unlock()
+	for shard, n := range f.bus.subs {
+		if n != 0 {
+			t.Fatalf("shard %d left with %d subscriptions", shard, n)
+		}
+	}
+}
+
+func TestIdempotentRepeatIsRebroadcastButDeliveredOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	m := f.join(t, "r")
+	env := envelope.Envelope{App: "a", Room: "r", Data: []byte(`"once"`)}
+	first, err := f.h.Append(context.Background(), env, "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.h.Append(context.Background(), env, "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Duplicate || again.Position.Offset != first.Position.Offset {
+		t.Fatalf("repeat: %+v, first %+v", again.Position, first.Position)
+	}
+	for _, p := range []*Published{first, again} {
+		if err := f.h.Broadcast(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.bus.mu.Lock()
+	bodies := append([][]byte(nil), f.bus.published...)
+	f.bus.mu.Unlock()
+	if len(bodies) != 2 {
+		t.Fatalf("%d broadcasts, want 2 (the repeat re-sends the stored message)", len(bodies))
+	}
+	for _, b := range bodies {
+		f.h.HandleDelivery(0, b)
+	}
+	waitOffsets(t, m, 1)
+}
