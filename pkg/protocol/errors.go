@@ -19,6 +19,7 @@ const (
 	CodeRateLimited     Code = "rate_limited"      // operation over the per-connection rate limit
 	CodePublishFailed   Code = "publish_failed"    // the broker did not confirm in time; the message MAY have been delivered — retry with the same idempotency key
 	CodeUnavailable     Code = "unavailable"       // a dependency (Redis, RabbitMQ) is unreachable; retry later
+	CodeSessionInvalid  Code = "session_invalid"   // resume: no such session in the recovery window, or the token does not match (the same answer for every case)
 	CodeInternal        Code = "internal"          // a bug; reported and logged
 	CodeUnauthorized    Code = "unauthorized"      // REST: missing or invalid credentials
 	CodeNotFound        Code = "not_found"         // REST: no such resource

@@ -34,6 +34,8 @@ type seed struct{ name, frame string }
 var commandSeeds = []seed{
 	{"join", `{"id":1,"op":"join","room":"lobby"}`},
 	{"leave", `{"id":2,"op":"leave","room":"lobby"}`},
+	{"join_since", `{"id":40,"op":"join","room":"lobby","since":{"offset":41,"epoch":"5d1c9e0a7b2f4e11"}}`},
+	{"resume", `{"id":41,"op":"resume","session_id":"s-1","resume_token":"tok_abc-123"}`},
 	{"publish_full", `{"id":3,"op":"publish","room":"chat.general","event":"msg","data":{"text":"hi"},"transient":false,"idempotency_key":"k-1"}`},
 	{"publish_transient", `{"id":4,"op":"publish","room":"cursors","event":"move","data":{"x":1,"y":2},"transient":true}`},
 	{"publish_special_rooms", `{"id":5,"op":"publish","room":"a.*.#:/b/комната/🎉","data":"x"}`},
@@ -79,6 +81,8 @@ var serverFrameSeeds = []seed{
 	{"connected_no_limits", `{"type":"connected"}`},
 	{"reply_ok", `{"type":"reply","id":1,"room":"r","position":{"offset":5,"epoch":"e"}}`},
 	{"reply_error", `{"type":"reply","id":2,"error":{"code":"forbidden","message":"no"}}`},
+	{"reply_recovered", `{"type":"reply","id":4,"room":"r","position":{"offset":9,"epoch":"e"},"recovered":true}`},
+	{"reply_resume", `{"type":"reply","id":5,"session_id":"s","resume_token":"t2","rooms":["a","b.c"]}`},
 	{"reply_empty_error", `{"type":"reply","id":3,"error":{}}`},
 	{"message", `{"type":"message","room":"r","offset":9,"epoch":"e","event":"ev","data":{"a":[1, 2]},"from":"u","ts":1700000000000}`},
 	{"message_transient", `{"type":"message","room":"c","data":null,"transient":true}`},
@@ -109,7 +113,7 @@ func FuzzDecodeCommand(f *testing.F) {
 			t.Fatalf("accepted a command with id 0: %q", frame)
 		}
 		switch c.Op {
-		case protocol.OpJoin, protocol.OpLeave, protocol.OpPublish:
+		case protocol.OpJoin, protocol.OpLeave, protocol.OpPublish, protocol.OpResume:
 		default:
 			t.Fatalf("accepted unknown op %q from %q", c.Op, frame)
 		}

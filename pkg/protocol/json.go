@@ -27,6 +27,9 @@ type jsonCommand struct {
 	Data           json.RawMessage `json:"data,omitempty"`
 	Transient      bool            `json:"transient,omitempty"`
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	Since          *jsonPosition   `json:"since,omitempty"`
+	SessionID      string          `json:"session_id,omitempty"`
+	ResumeToken    string          `json:"resume_token,omitempty"`
 }
 
 type jsonError struct {
@@ -59,10 +62,12 @@ type jsonServerFrame struct {
 	HeartbeatMS  int         `json:"heartbeat_ms,omitempty"`
 	Limits       *jsonLimits `json:"limits,omitempty"`
 
-	// reply
-	ID       uint64        `json:"id,omitempty"`
-	Error    *jsonError    `json:"error,omitempty"`
-	Position *jsonPosition `json:"position,omitempty"`
+	// reply (SessionID and ResumeToken are shared with connected)
+	ID        uint64        `json:"id,omitempty"`
+	Error     *jsonError    `json:"error,omitempty"`
+	Position  *jsonPosition `json:"position,omitempty"`
+	Recovered bool          `json:"recovered,omitempty"`
+	Rooms     []string      `json:"rooms,omitempty"`
 
 	// message (Room is shared with reply)
 	Room      string          `json:"room,omitempty"`
@@ -102,7 +107,7 @@ func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
 	}
 	id := *w.ID
 	switch w.Op {
-	case OpJoin, OpLeave, OpPublish:
+	case OpJoin, OpLeave, OpPublish, OpResume:
 	case "":
 		return Command{}, &Error{Code: CodeUnknownOp, Message: "command has no op", ID: id}
 	default:
@@ -115,6 +120,11 @@ func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
 		Event:          w.Event,
 		Transient:      w.Transient,
 		IdempotencyKey: w.IdempotencyKey,
+		SessionID:      w.SessionID,
+		ResumeToken:    w.ResumeToken,
+	}
+	if w.Since != nil {
+		c.Since = &Position{Offset: w.Since.Offset, Epoch: w.Since.Epoch}
 	}
 	if len(w.Data) > 0 {
 		if !utf8.Valid(w.Data) {
@@ -134,6 +144,11 @@ func (jsonCodec) AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		Event:          c.Event,
 		Transient:      c.Transient,
 		IdempotencyKey: c.IdempotencyKey,
+		SessionID:      c.SessionID,
+		ResumeToken:    c.ResumeToken,
+	}
+	if c.Since != nil {
+		w.Since = &jsonPosition{Offset: c.Since.Offset, Epoch: c.Since.Epoch}
 	}
 	if len(c.Data) > 0 {
 		if !json.Valid(c.Data) || !utf8.Valid(c.Data) {
@@ -167,7 +182,8 @@ func (jsonCodec) AppendServerFrame(dst []byte, f *ServerFrame) ([]byte, error) {
 		}
 	case f.Reply != nil:
 		r := f.Reply
-		w = jsonServerFrame{Type: typeReply, ID: r.ID, Room: r.Room}
+		w = jsonServerFrame{Type: typeReply, ID: r.ID, Room: r.Room, Recovered: r.Recovered,
+			SessionID: r.SessionID, ResumeToken: r.ResumeToken, Rooms: r.Rooms}
 		if r.Error != nil {
 			w.Error = &jsonError{Code: r.Error.Code, Message: r.Error.Message}
 		}
@@ -232,7 +248,8 @@ func (jsonCodec) DecodeServerFrame(frame []byte) (ServerFrame, error) {
 		}
 		return ServerFrame{Connected: c}, nil
 	case typeReply:
-		r := &Reply{ID: w.ID, Room: w.Room, Error: jerr}
+		r := &Reply{ID: w.ID, Room: w.Room, Error: jerr, Recovered: w.Recovered,
+			SessionID: w.SessionID, ResumeToken: w.ResumeToken, Rooms: w.Rooms}
 		if w.Position != nil {
 			r.Position = &Position{Offset: w.Position.Offset, Epoch: w.Position.Epoch}
 		}

@@ -210,7 +210,7 @@ func TestDecodeCommandAccepts(t *testing.T) {
 		{"data null is kept", `{"id":7,"op":"publish","data":null}`, protocol.Command{ID: 7, Op: protocol.OpPublish, Data: []byte(`null`)}},
 		{"data empty string", `{"id":8,"op":"publish","data":""}`, protocol.Command{ID: 8, Op: protocol.OpPublish, Data: []byte(`""`)}},
 		{"max id", `{"id":18446744073709551615,"op":"join","room":"a"}`, protocol.Command{ID: math.MaxUint64, Op: protocol.OpJoin, Room: "a"}},
-		{"unknown fields ignored (forward compatible)", `{"id":9,"op":"join","room":"a","since":{"offset":3},"v":2}`, protocol.Command{ID: 9, Op: protocol.OpJoin, Room: "a"}},
+		{"unknown fields ignored (forward compatible)", `{"id":9,"op":"join","room":"a","later":{"offset":3},"v":2}`, protocol.Command{ID: 9, Op: protocol.OpJoin, Room: "a"}},
 		{"escaped unicode room", `{"id":10,"op":"join","room":"\u00e9\ud83c\udf89.*#:/"}`, protocol.Command{ID: 10, Op: protocol.OpJoin, Room: "é🎉.*#:/"}},
 		{"transient false", `{"id":11,"op":"publish","room":"a","transient":false}`, protocol.Command{ID: 11, Op: protocol.OpPublish, Room: "a"}},
 		{"null strings are empty", `{"id":12,"op":"join","room":null,"event":null}`, protocol.Command{ID: 12, Op: protocol.OpJoin}},
@@ -644,5 +644,42 @@ func TestDecodeCommandInputUnchanged(t *testing.T) {
 	}
 	if !bytes.Equal(frame, orig) {
 		t.Fatalf("frame modified: %q", frame)
+	}
+}
+
+func TestRecoveryFieldsRoundTrip(t *testing.T) {
+	cmds := []protocol.Command{
+		{ID: 1, Op: protocol.OpJoin, Room: "r", Since: &protocol.Position{Offset: 41, Epoch: "e1"}},
+		{ID: 2, Op: protocol.OpResume, SessionID: "s-1", ResumeToken: "tok"},
+	}
+	for _, want := range cmds {
+		b, err := protocol.JSON.AppendCommand(nil, &want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := protocol.JSON.DecodeCommand(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round trip %s: got %+v, want %+v", b, got, want)
+		}
+	}
+	replies := []protocol.Reply{
+		{ID: 3, Room: "r", Position: &protocol.Position{Offset: 9, Epoch: "e"}, Recovered: true},
+		{ID: 4, SessionID: "s", ResumeToken: "t2", Rooms: []string{"a", "b.c"}},
+	}
+	for _, want := range replies {
+		b, err := protocol.JSON.AppendServerFrame(nil, &protocol.ServerFrame{Reply: &want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := protocol.JSON.DecodeServerFrame(b)
+		if err != nil || f.Reply == nil {
+			t.Fatalf("decode %s: %v", b, err)
+		}
+		if !reflect.DeepEqual(*f.Reply, want) {
+			t.Fatalf("round trip %s: got %+v, want %+v", b, *f.Reply, want)
+		}
 	}
 }

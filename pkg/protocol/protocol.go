@@ -29,6 +29,9 @@ const (
 	OpJoin    Op = "join"
 	OpLeave   Op = "leave"
 	OpPublish Op = "publish"
+	// OpResume restores a previous session of the same client (identity,
+	// rooms) after a reconnect to any node within the recovery window.
+	OpResume Op = "resume"
 )
 
 // Command is one client → server operation.
@@ -49,6 +52,12 @@ type Command struct {
 	// IdempotencyKey makes a publish safe to retry: a repeat within the
 	// dedupe window returns the first result and is not delivered again.
 	IdempotencyKey string
+	// Since asks a join to recover: deliver every message after this
+	// position before live traffic. The reply says whether it could.
+	Since *Position
+	// SessionID and ResumeToken identify the session a resume restores.
+	SessionID   string
+	ResumeToken string
 }
 
 // Position is where a room's stream stands: its offset within an epoch.
@@ -89,6 +98,17 @@ type Reply struct {
 	// (where the message was stored). Transient publishes have no position.
 	Room     string
 	Position *Position
+	// Recovered answers a join with Since: true when every message after
+	// Since follows (replayed, then live); false when some are gone (the
+	// epoch changed or the recovery stream no longer holds them) and the
+	// client must resync the room by other means.
+	Recovered bool
+	// SessionID, ResumeToken and Rooms answer a resume: the restored
+	// session, its new resume token (the old one no longer works) and the
+	// rooms the session had joined.
+	SessionID   string
+	ResumeToken string
+	Rooms       []string
 }
 
 // Message is a room message delivered to a member.

@@ -19,6 +19,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/observability"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/roomlog"
+	"github.com/roomcast/roomcast/pkg/session"
 	"github.com/roomcast/roomcast/services/gateway/config"
 	"github.com/roomcast/roomcast/services/gateway/internal/conn"
 	"github.com/roomcast/roomcast/services/gateway/internal/hub"
@@ -76,10 +77,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	bus.OnReconnect(func() { go h.Resync() })
 
 	deps := &conn.Deps{
-		Config:  cfg,
-		Hub:     h,
-		Log:     log,
-		Metrics: m,
+		Config:   cfg,
+		Hub:      h,
+		Sessions: session.New(rdb, session.Config{Prefix: cfg.RedisPrefix, TTL: cfg.SessionTTL}),
+		Log:      log,
+		Metrics:  m,
 		Limits: protocol.Limits{
 			MaxMessageBytes:  cfg.MaxMessageBytes,
 			MaxRoomNameBytes: cfg.MaxRoomNameBytes,

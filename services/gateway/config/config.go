@@ -83,6 +83,12 @@ type Config struct {
 	MetaTTL        time.Duration `env:"ROOMCAST_META_TTL" envDefault:"24h"`
 	IdempotencyTTL time.Duration `env:"ROOMCAST_IDEMPOTENCY_TTL" envDefault:"2m"`
 
+	// SessionTTL is the recovery window for sessions: how long a session
+	// outlives its connection and can be resumed on any node. Live
+	// sessions are refreshed every heartbeat, so it must exceed
+	// GATEWAY_HEARTBEAT_INTERVAL.
+	SessionTTL time.Duration `env:"ROOMCAST_SESSION_TTL" envDefault:"2m"`
+
 	// DrainTimeout bounds a graceful shutdown on SIGTERM: stop accepting,
 	// close clients with 4000 (reconnect elsewhere), finish in-flight
 	// publishes, exit.
@@ -131,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HeartbeatInterval <= 0 || c.DrainTimeout <= 0 || c.PublishTimeout <= 0 || c.GapWait <= 0 {
 		return fmt.Errorf("config: durations must be positive")
+	}
+	if c.SessionTTL <= c.HeartbeatInterval {
+		return fmt.Errorf("config: ROOMCAST_SESSION_TTL (%s) must exceed GATEWAY_HEARTBEAT_INTERVAL (%s)", c.SessionTTL, c.HeartbeatInterval)
 	}
 	if _, err := c.ParseKeys(); err != nil {
 		return err

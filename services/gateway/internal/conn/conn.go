@@ -21,6 +21,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/envelope"
 	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/pkg/session"
 	"github.com/roomcast/roomcast/services/gateway/config"
 	"github.com/roomcast/roomcast/services/gateway/internal/hub"
 	"github.com/roomcast/roomcast/services/gateway/internal/metrics"
@@ -29,10 +30,11 @@ import (
 
 // Deps are what every connection of a node shares.
 type Deps struct {
-	Config  *config.Config
-	Hub     *hub.Hub
-	Log     *slog.Logger
-	Metrics *metrics.Gateway
+	Config   *config.Config
+	Hub      *hub.Hub
+	Sessions *session.Store
+	Log      *slog.Logger
+	Metrics  *metrics.Gateway
 	// Limits is what the connected frame announces.
 	Limits protocol.Limits
 }
@@ -47,6 +49,9 @@ type Conn struct {
 	claims *token.Claims
 	log    *slog.Logger
 
+	sessionMu   sync.Mutex
+	sessionID   string // "" when Redis could not create one
+	peerClosed  bool   // the client closed with 1000: its session ends with it
 	limiter     *rate.Limiter
 	limitedRun  int                 // consecutive rate-limited operations
 	rooms       map[string]struct{} // owned by the read loop
@@ -64,8 +69,9 @@ type Conn struct {
 }
 
 // New wraps an upgraded connection. buffered holds bytes the HTTP server
-// read past the handshake, if any.
-func New(d *Deps, id string, nc net.Conn, buffered []byte, codec protocol.Codec, claims *token.Claims) *Conn {
+// read past the handshake, if any; sessionID is the connection's session
+// ("" if none could be created).
+func New(d *Deps, id string, nc net.Conn, buffered []byte, codec protocol.Codec, claims *token.Claims, sessionID string) *Conn {
 	src := io.Reader(nc)
 	if len(buffered) > 0 {
 		src = io.MultiReader(bytes.NewReader(buffered), nc)
@@ -81,12 +87,20 @@ func New(d *Deps, id string, nc net.Conn, buffered []byte, codec protocol.Codec,
 		limiter: rate.NewLimiter(rate.Limit(d.Config.Rate), d.Config.Burst),
 		rooms:   make(map[string]struct{}),
 	}
+	c.sessionID = sessionID
 	c.lastSeen.Store(time.Now().UnixNano())
 	return c
 }
 
 // Codec implements hub.Member.
 func (c *Conn) Codec() protocol.Codec { return c.codec }
+
+// SessionID is the session the connection belongs to now ("" if none).
+func (c *Conn) SessionID() string {
+	c.sessionMu.Lock()
+	defer c.sessionMu.Unlock()
+	return c.sessionID
+}
 
 // LastSeen is when the last frame arrived from the client.
 func (c *Conn) LastSeen() time.Time { return time.Unix(0, c.lastSeen.Load()) }
@@ -120,6 +134,14 @@ func (c *Conn) cleanup() {
 		c.d.Hub.Leave(c.claims.App, room, c)
 	}
 	c.rooms = nil
+	if id := c.SessionID(); id != "" && c.peerClosed {
+		// A deliberate close ends the session: nothing to resume.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := c.d.Sessions.Delete(ctx, id); err != nil {
+			c.log.Warn("session delete failed", "err", err)
+		}
+		cancel()
+	}
 	// Let in-flight publishes reply (their replies are dropped once the
 	// socket is closed) so drain can account for them.
 	c.inflight.Wait()
@@ -245,6 +267,7 @@ func (c *Conn) control(h ws.Header, r io.Reader) error {
 		if code == 0 {
 			code = ws.StatusNormalClosure
 		}
+		c.peerClosed = code == ws.StatusNormalClosure
 		c.mu.Lock()
 		answered := c.closing
 		c.mu.Unlock()
@@ -293,6 +316,8 @@ func (c *Conn) handle(frame []byte) error {
 		c.leave(&cmd)
 	case protocol.OpPublish:
 		c.publish(&cmd)
+	case protocol.OpResume:
+		c.resume(&cmd)
 	}
 	return nil
 }
@@ -344,13 +369,66 @@ func (c *Conn) join(cmd *protocol.Command) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.d.Config.PublishTimeout)
 	defer cancel()
-	if err := c.d.Hub.Join(ctx, c.claims.App, cmd.Room, c, cmd.ID); err != nil {
+	if err := c.d.Hub.Join(ctx, c.claims.App, cmd.Room, c, cmd.ID, cmd.Since); err != nil {
 		c.log.Warn("join failed", "room", cmd.Room, "err", err)
 		c.replyError(cmd.ID, protocol.NewError(protocol.CodeUnavailable, "cannot join now; retry"))
 		return
 	}
 	// The hub's worker sends the reply, ahead of the room's messages.
 	c.rooms[cmd.Room] = struct{}{}
+	c.recordRoom(cmd.Room, true)
+}
+
+// recordRoom keeps the session's room list, which a resume returns. A
+// failure costs only that list's accuracy, never the join or leave.
+func (c *Conn) recordRoom(room string, joined bool) {
+	id := c.SessionID()
+	if id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var err error
+	if joined {
+		err = c.d.Sessions.AddRoom(ctx, id, room)
+	} else {
+		err = c.d.Sessions.RemoveRoom(ctx, id, room)
+	}
+	if err != nil {
+		c.log.Warn("session room update failed", "room", room, "err", err)
+	}
+}
+
+// resume makes this connection continue an earlier session of the same
+// client: the identity and room list carry over and the resume token
+// rotates. The client then re-joins its rooms with since to recover their
+// messages.
+func (c *Conn) resume(cmd *protocol.Command) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rooms, tok, err := c.d.Sessions.Resume(ctx, cmd.SessionID, cmd.ResumeToken, c.claims.App, c.claims.ClientID())
+	switch {
+	case errors.Is(err, session.ErrInvalid):
+		c.replyError(cmd.ID, protocol.NewError(protocol.CodeSessionInvalid, "no session to resume with these credentials in the recovery window"))
+		return
+	case err != nil:
+		c.log.Warn("session resume failed", "err", err)
+		c.replyError(cmd.ID, protocol.NewError(protocol.CodeUnavailable, "sessions unavailable; continue with the new session"))
+		return
+	}
+	c.sessionMu.Lock()
+	fresh := c.sessionID
+	c.sessionID = cmd.SessionID
+	c.sessionMu.Unlock()
+	if fresh != "" && fresh != cmd.SessionID {
+		if err := c.d.Sessions.Delete(ctx, fresh); err != nil {
+			c.log.Warn("session delete failed", "err", err)
+		}
+	}
+	for room := range c.rooms {
+		c.recordRoom(room, true)
+	}
+	c.Reply(&protocol.Reply{ID: cmd.ID, SessionID: cmd.SessionID, ResumeToken: tok, Rooms: rooms})
 }
 
 func (c *Conn) leave(cmd *protocol.Command) {
@@ -364,6 +442,7 @@ func (c *Conn) leave(cmd *protocol.Command) {
 	}
 	delete(c.rooms, cmd.Room)
 	c.d.Hub.Leave(c.claims.App, cmd.Room, c)
+	c.recordRoom(cmd.Room, false)
 	c.Reply(&protocol.Reply{ID: cmd.ID, Room: cmd.Room})
 }
 

@@ -180,8 +180,10 @@ func (h *Hub) Rooms() int {
 
 // Join adds m to a room. On success the join reply (with the room's
 // position) is sent to m by the room's worker, before any message of the
-// room, and m then receives every message after that position.
-func (h *Hub) Join(ctx context.Context, app, name string, m Member, id uint64) error {
+// room, and m then receives every message after that position — or, when
+// since is set and the room's stream still holds them, every message
+// after since (the reply then says recovered).
+func (h *Hub) Join(ctx context.Context, app, name string, m Member, id uint64, since *protocol.Position) error {
 	key := roomKey{app, name}
 	h.mu.Lock()
 	r := h.rooms[key]
@@ -227,7 +229,7 @@ func (h *Hub) Join(ctx context.Context, app, name string, m Member, id uint64) e
 		h.release(r, nil)
 		return fmt.Errorf("hub: room position: %w", err)
 	}
-	r.w.post(task{kind: taskAdd, r: r, m: m, pos: pos, id: id})
+	r.w.post(task{kind: taskAdd, r: r, m: m, pos: pos, since: since, id: id})
 	return nil
 }
 

@@ -119,7 +119,7 @@ func (f *fixture) appendN(t *testing.T, room string, n int) [][]byte {
 func (f *fixture) join(t *testing.T, room string) *member {
 	t.Helper()
 	m := &member{}
-	if err := f.h.Join(context.Background(), "a", room, m, 1); err != nil {
+	if err := f.h.Join(context.Background(), "a", room, m, 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 5*time.Second, "join reply", func() bool {
@@ -310,4 +310,87 @@ func TestIdempotentRepeatIsRebroadcastButDeliveredOnce(t *testing.T) {
 		f.h.HandleDelivery(0, b)
 	}
 	waitOffsets(t, m, 1)
+}
+
+func (f *fixture) joinSince(t *testing.T, room string, since *protocol.Position) (*member, protocol.Reply) {
+	t.Helper()
+	m := &member{}
+	if err := f.h.Join(context.Background(), "a", room, m, 7, since); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "join reply", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.replies) == 1
+	})
+	return m, m.replies[0]
+}
+
+func TestJoinSinceRecoversMissedMessages(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.appendN(t, "r", 5) // published while the client was away
+	pos, err := f.rlog.Position(context.Background(), "a", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, reply := f.joinSince(t, "r", &protocol.Position{Offset: 2, Epoch: pos.Epoch})
+	if !reply.Recovered || reply.Position.Offset != 5 {
+		t.Fatalf("reply %+v, want recovered at offset 5", reply)
+	}
+	waitOffsets(t, m, 3, 4, 5)
+	b := f.appendN(t, "r", 1)
+	f.h.HandleDelivery(0, b[0])
+	waitOffsets(t, m, 3, 4, 5, 6)
+}
+
+func TestJoinSinceWhileTheRoomIsLive(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	other := f.join(t, "r")
+	b := f.appendN(t, "r", 4)
+	for _, body := range b[:3] { // offset 4 is still in flight to this node
+		f.h.HandleDelivery(0, body)
+	}
+	waitOffsets(t, other, 1, 2, 3)
+	pos, _ := f.rlog.Position(context.Background(), "a", "r")
+	m, reply := f.joinSince(t, "r", &protocol.Position{Offset: 1, Epoch: pos.Epoch})
+	if !reply.Recovered {
+		t.Fatalf("reply %+v, want recovered", reply)
+	}
+	f.h.HandleDelivery(0, b[3])
+	waitOffsets(t, m, 2, 3, 4)
+	waitOffsets(t, other, 1, 2, 3, 4)
+}
+
+func TestJoinSinceAnotherEpochIsNotRecovered(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.appendN(t, "r", 3)
+	m, reply := f.joinSince(t, "r", &protocol.Position{Offset: 1, Epoch: "not-this-epoch"})
+	if reply.Recovered || reply.Position.Offset != 3 {
+		t.Fatalf("reply %+v, want not recovered at offset 3", reply)
+	}
+	b := f.appendN(t, "r", 1)
+	f.h.HandleDelivery(0, b[0])
+	waitOffsets(t, m, 4) // live only
+}
+
+func TestJoinSinceBeyondTheStreamIsNotRecovered(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	rlog := roomlog.New(rdb, roomlog.Config{Prefix: prefix, StreamSize: 10})
+	frame := func(c protocol.Codec, f *protocol.ServerFrame) ([]byte, error) { return c.AppendServerFrame(nil, f) }
+	h := New(Config{Shards: 16, Workers: 1, Frame: frame}, slog.New(slog.NewTextHandler(os.Stderr, nil)), &memBus{subs: map[int]int{}}, rlog)
+	t.Cleanup(h.Close)
+	f := &fixture{h: h, rlog: rlog}
+	f.appendN(t, "r", 400) // the stream keeps only the newest ~10 (approximate trimming)
+	pos, _ := rlog.Position(context.Background(), "a", "r")
+	m, reply := f.joinSince(t, "r", &protocol.Position{Offset: 1, Epoch: pos.Epoch})
+	if reply.Recovered {
+		t.Fatalf("reply %+v: recovered although offsets 2.. were trimmed", reply)
+	}
+	if got := m.offsets(); len(got) != 0 {
+		t.Fatalf("a partial replay was delivered: %v", got)
+	}
 }

@@ -21,13 +21,14 @@ const (
 )
 
 type task struct {
-	kind taskKind
-	r    *room
-	env  *envelope.Envelope
-	m    Member
-	pos  protocol.Position
-	id   uint64
-	last bool
+	kind  taskKind
+	r     *room
+	env   *envelope.Envelope
+	m     Member
+	pos   protocol.Position
+	since *protocol.Position
+	id    uint64
+	last  bool
 }
 
 // worker owns the delivery state of its rooms; everything on a room runs
@@ -63,7 +64,7 @@ func (w *worker) run() {
 		case taskDeliver:
 			w.deliver(r, t.env)
 		case taskAdd:
-			w.add(r, t.m, t.pos, t.id)
+			w.add(r, t.m, t.pos, t.since, t.id)
 		case taskRemove:
 			if t.m != nil {
 				delete(r.members, t.m)
@@ -222,10 +223,15 @@ func (w *worker) resync(r *room) {
 	}
 }
 
-// add makes m a member. Its join reply goes out first; then, if the room
-// has already delivered past m's position, the difference is replayed to m
-// alone from the stream; then m receives live messages.
-func (w *worker) add(r *room, m Member, pos protocol.Position, id uint64) {
+// add makes m a member. Its join reply goes out first, then whatever m
+// must receive before live traffic — replayed from the recovery stream to m
+// alone — then m receives live messages.
+//
+// Without since, m receives everything after pos (the position its join
+// read). With since (a recovering client), m receives everything after
+// since, if the room's stream still holds all of it in the same epoch;
+// otherwise the reply says recovered=false and m continues after pos.
+func (w *worker) add(r *room, m Member, pos protocol.Position, since *protocol.Position, id uint64) {
 	if r.removed {
 		// Cannot happen while m holds a reference; answer anyway.
 		m.Reply(&protocol.Reply{ID: id, Error: protocol.NewError(protocol.CodeUnavailable, "room was torn down during join; retry")})
@@ -244,16 +250,31 @@ func (w *worker) add(r *room, m Member, pos protocol.Position, id uint64) {
 	if pos.Epoch != r.epoch {
 		from = r.next
 	}
-	p := pos
-	m.Reply(&protocol.Reply{ID: id, Room: r.key.room, Position: &p})
-	if from < r.next {
+	recovered := false
+	var backlog []roomlog.Entry
+	if since != nil && since.Epoch == r.epoch && pos.Epoch == r.epoch && since.Offset <= pos.Offset {
+		// Everything after since must still be in the stream, including
+		// what this node has not delivered yet (it may need filling).
+		to := max(pos.Offset, r.next-1)
+		if since.Offset >= to {
+			recovered, from = true, since.Offset+1
+		} else if entries, err := w.read(r, since.Offset+1, to); err == nil {
+			recovered, from, backlog = true, since.Offset+1, entries
+		}
+	}
+	if !recovered && from < r.next {
+		// The room delivered past m's position before m was added.
 		entries, err := w.read(r, from, r.next-1)
 		if err != nil {
 			w.h.log.Warn("join catch-up incomplete", "app", r.key.app, "room", r.key.room, "err", err)
 		}
-		for i := range entries {
-			env := w.decodeEntry(r, entries[i])
-			w.send(m, env)
+		backlog = entries
+	}
+	p := pos
+	m.Reply(&protocol.Reply{ID: id, Room: r.key.room, Position: &p, Recovered: recovered})
+	for i := range backlog {
+		if backlog[i].Offset >= from && backlog[i].Offset < r.next {
+			w.send(m, w.decodeEntry(r, backlog[i]))
 		}
 	}
 	r.members[m] = from

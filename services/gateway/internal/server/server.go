@@ -92,14 +92,28 @@ func (s *Server) Run() {
 		case now := <-t.C:
 			s.ipLimit.sweep(now)
 			deadline := now.Add(-time.Duration(cfg.HeartbeatMisses) * cfg.HeartbeatInterval)
+			var live []string
 			for _, c := range s.snapshot() {
 				if c.LastSeen().Before(deadline) {
 					c.Close(protocol.CloseHeartbeatTimeout, "no pong within the heartbeat timeout")
-				} else {
-					c.Ping()
+					continue
+				}
+				c.Ping()
+				if id := c.SessionID(); id != "" {
+					live = append(live, id)
 				}
 			}
+			s.touch(live)
 		}
+	}
+}
+
+// touch keeps the sessions of live connections from expiring.
+func (s *Server) touch(ids []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.deps.Config.HeartbeatInterval/2)
+	defer cancel()
+	if err := s.deps.Sessions.Touch(ctx, ids...); err != nil {
+		s.log.Warn("session touch failed", "sessions", len(ids), "err", err)
 	}
 }
 
@@ -202,7 +216,15 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 	}
 
 	id := newID()
-	c := conn.New(s.deps, id, nc, buffered, codec, claims)
+	// A session lets the client resume on any node. Without Redis the
+	// connection still works; it just cannot be resumed later.
+	sctx, scancel := context.WithTimeout(r.Context(), 2*time.Second)
+	sess, resumeToken, err := s.deps.Sessions.Create(sctx, claims.App, claims.ClientID())
+	scancel()
+	if err != nil {
+		s.log.Warn("session create failed; connection will not be resumable", "err", err)
+	}
+	c := conn.New(s.deps, id, nc, buffered, codec, claims, sess.ID)
 	s.mu.Lock()
 	if s.draining.Load() {
 		s.mu.Unlock()
@@ -224,6 +246,8 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 	cfg := s.deps.Config
 	c.Serve(&protocol.Connected{
 		ConnectionID: id,
+		SessionID:    sess.ID,
+		ResumeToken:  resumeToken,
 		ClientID:     claims.ClientID(),
 		Node:         s.node,
 		HeartbeatMS:  int(cfg.HeartbeatInterval / time.Millisecond),
