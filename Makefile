@@ -28,7 +28,7 @@ test-unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 test-disruptive:
-	$(GO) test -race -tags disruptive -p 1 -count=1 -timeout 10m -run 'Restart' ./pkg/broker ./tests/disruptive
+	$(GO) test -race -tags disruptive -p 1 -count=1 -timeout 10m -run 'Restart|Disruptive' ./pkg/broker ./tests/disruptive
 
 lint:
 	@out=$$(gofmt -l $(SRC_DIRS)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -128,6 +128,9 @@ func TestFanoutAcrossNodes(t *testing.T) {
 		return true
 	})
 
+	// order[room][k] is the message every member of room must see at
+	// offset k+1: one and the same order for all, whichever node published.
+	order := map[string][]payload{}
 	for i, r := range recs {
 		room := hostileRooms[i%len(hostileRooms)]
 		msgs := r.snapshot()
@@ -148,6 +151,13 @@ func TestFanoutAcrossNodes(t *testing.T) {
 			}
 			if seen[p] {
 				t.Fatalf("client %d (%s): duplicate %+v", i, room, p)
+			}
+			if ref := order[room]; len(ref) > k {
+				if ref[k] != p {
+					t.Fatalf("client %d (%s): offset %d is %+v, another member saw %+v", i, room, k+1, p, ref[k])
+				}
+			} else {
+				order[room] = append(order[room], p)
 			}
 			seen[p] = true
 			if m.From != p.Pub {

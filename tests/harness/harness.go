@@ -230,6 +230,16 @@ func (p *Process) Wait(timeout time.Duration) (int, error) {
 	}
 }
 
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Logs returns everything the process logged so far.
 func (p *Process) Logs() string { return p.logs.String() }
 
