@@ -218,7 +218,7 @@ func New(cfg Config, log *slog.Logger, h Handler) (*Broker, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
 		cfg:     cfg,
-		log:     log.With("component", "broker", "node", cfg.NodeID),
+		log:     log.With("component", "broker"),
 		handler: h,
 		queue:   "roomcast.node." + cfg.NodeID,
 		topo:    make(chan struct{}, 1),

@@ -21,7 +21,7 @@ type rawSession struct {
 	nextID    uint64
 }
 
-func dialSession(t *testing.T, gw *harness.Process, tok string) *rawSession {
+func dialSession(t testing.TB, gw *harness.Process, tok string) *rawSession {
 	t.Helper()
 	r := harness.DialRaw(t, gw.WSURL(), nil, protocol.SubprotocolJSON, protocol.TokenSubprotocolPrefix+tok)
 	f := r.ReadServer()
@@ -33,7 +33,7 @@ func dialSession(t *testing.T, gw *harness.Process, tok string) *rawSession {
 
 // call sends a command and returns its reply, collecting messages that
 // arrive meanwhile.
-func (s *rawSession) call(t *testing.T, cmd map[string]any) *protocol.Reply {
+func (s *rawSession) call(t testing.TB, cmd map[string]any) *protocol.Reply {
 	t.Helper()
 	id := s.nextID
 	s.nextID++
@@ -53,7 +53,7 @@ func (s *rawSession) call(t *testing.T, cmd map[string]any) *protocol.Reply {
 }
 
 // readUntil reads messages until the room's offset reaches off.
-func (s *rawSession) readUntil(t *testing.T, off uint64) {
+func (s *rawSession) readUntil(t testing.TB, off uint64) {
 	t.Helper()
 	for len(s.msgs) == 0 || s.msgs[len(s.msgs)-1].Offset < off {
 		f := s.r.ReadServer()
