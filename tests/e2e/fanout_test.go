@@ -165,5 +165,12 @@ func TestFanoutAcrossNodes(t *testing.T) {
 			}
 		}
 	}
+	var deliveries float64
+	for _, gw := range gws {
+		deliveries += gw.Metric(t, "roomcast_gateway_deliveries_total")
+	}
+	if want := float64(clients * perRoom); deliveries != want {
+		t.Fatalf("gateways count %v deliveries, want %v", deliveries, want)
+	}
 	t.Logf("%d clients on %d nodes, %d publishers, %d messages per room delivered exactly once", clients, len(gws), publishers, perRoom)
 }

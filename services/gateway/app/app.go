@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
@@ -73,6 +74,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		return fmt.Errorf("broker: %w", err)
 	}
 	h = hub.New(hub.Config{Shards: cfg.Shards, GapWait: cfg.GapWait, Frame: wsframe.Encode}, log.With("component", "hub"), bus, rlog)
+	registerStats(reg, h, bus)
 	// Callbacks run on the broker's connection goroutine: resync elsewhere.
 	bus.OnReconnect(func() { go h.Resync() })
 
@@ -148,4 +150,27 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	h.Close()
 	log.Info("stopped", "drain", time.Since(start).String())
 	return nil
+}
+
+// registerStats exposes the hub's and the broker's own counters.
+func registerStats(reg *prometheus.Registry, h *hub.Hub, bus *broker.Broker) {
+	hs := func(f func(hub.Stats) uint64) func() float64 { return func() float64 { return float64(f(h.Stats())) } }
+	bs := func(f func(broker.Stats) uint64) func() float64 {
+		return func() float64 { return float64(f(bus.Stats())) }
+	}
+	metrics.Func(reg, "roomcast_gateway_messages_fanned_out_total", "Room messages fanned out to local members.", hs(func(s hub.Stats) uint64 { return s.Messages }))
+	metrics.Func(reg, "roomcast_gateway_deliveries_total", "Messages queued to members (one per member per message).", hs(func(s hub.Stats) uint64 { return s.Deliveries }))
+	metrics.Func(reg, "roomcast_gateway_gap_fills_total", "Gaps filled from the recovery stream.", hs(func(s hub.Stats) uint64 { return s.GapFills }))
+	metrics.Func(reg, "roomcast_gateway_lost_offsets_total", "Offsets skipped because the recovery stream no longer held them.", hs(func(s hub.Stats) uint64 { return s.Lost }))
+	metrics.Func(reg, "roomcast_gateway_duplicates_dropped_total", "Messages dropped as already delivered.", hs(func(s hub.Stats) uint64 { return s.Duplicates }))
+	metrics.Func(reg, "roomcast_gateway_epoch_resets_total", "Rooms whose epoch changed under live members.", hs(func(s hub.Stats) uint64 { return s.EpochResets }))
+	metrics.GaugeFunc(reg, "roomcast_gateway_rooms", "Rooms with local members.", func() float64 { return float64(h.Rooms()) })
+	metrics.Func(reg, "roomcast_amqp_published_total", "Messages published to RabbitMQ.", bs(func(s broker.Stats) uint64 { return s.Published }))
+	metrics.Func(reg, "roomcast_amqp_confirmed_total", "Publishes confirmed by RabbitMQ.", bs(func(s broker.Stats) uint64 { return s.Confirmed }))
+	metrics.Func(reg, "roomcast_amqp_nacked_total", "Publishes nacked by RabbitMQ.", bs(func(s broker.Stats) uint64 { return s.Nacked }))
+	metrics.Func(reg, "roomcast_amqp_returned_total", "Publishes no node was bound for.", bs(func(s broker.Stats) uint64 { return s.Returned }))
+	metrics.Func(reg, "roomcast_amqp_republished_total", "Publishes retried after a lost channel or a nack.", bs(func(s broker.Stats) uint64 { return s.Republished }))
+	metrics.Func(reg, "roomcast_amqp_failed_total", "Publishes that never got a confirm.", bs(func(s broker.Stats) uint64 { return s.Failed }))
+	metrics.Func(reg, "roomcast_amqp_reconnects_total", "Reconnections to RabbitMQ.", bs(func(s broker.Stats) uint64 { return s.Reconnects }))
+	metrics.Func(reg, "roomcast_amqp_deliveries_total", "Messages consumed from the node queue.", bs(func(s broker.Stats) uint64 { return s.Deliveries }))
 }

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/envelope"
@@ -95,8 +96,7 @@ type Hub struct {
 	mu    sync.RWMutex
 	rooms map[roomKey]*room
 
-	statsMu sync.Mutex
-	stats   Stats
+	stats counters
 
 	inflight sync.WaitGroup // broadcasts not yet confirmed
 }
@@ -158,17 +158,23 @@ func (h *Hub) Close() {
 	}
 }
 
-// Stats returns a snapshot of the counters.
-func (h *Hub) Stats() Stats {
-	h.statsMu.Lock()
-	defer h.statsMu.Unlock()
-	return h.stats
+// counters are the live, lock-free form of Stats: workers update them on
+// every fan-out.
+type counters struct {
+	deliveries, messages, gapFills, lost, duplicates, epochResets atomic.Uint64
 }
 
-func (h *Hub) count(f func(*Stats)) {
-	h.statsMu.Lock()
-	f(&h.stats)
-	h.statsMu.Unlock()
+// Stats returns a snapshot of the counters.
+func (h *Hub) Stats() Stats {
+	c := &h.stats
+	return Stats{
+		Deliveries:  c.deliveries.Load(),
+		Messages:    c.messages.Load(),
+		GapFills:    c.gapFills.Load(),
+		Lost:        c.lost.Load(),
+		Duplicates:  c.duplicates.Load(),
+		EpochResets: c.epochResets.Load(),
+	}
 }
 
 // Rooms returns the number of rooms with local members.

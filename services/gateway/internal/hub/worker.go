@@ -99,7 +99,7 @@ func (w *worker) deliver(r *room, env *envelope.Envelope) {
 		w.resetEpoch(r, env.Epoch)
 	}
 	if env.Offset < r.next {
-		w.h.count(func(s *Stats) { s.Duplicates++ })
+		w.h.stats.duplicates.Add(1)
 		return
 	}
 	r.pending[env.Offset] = env
@@ -116,7 +116,7 @@ func (w *worker) deliver(r *room, env *envelope.Envelope) {
 // (their SDKs see the epoch change).
 func (w *worker) resetEpoch(r *room, epoch string) {
 	w.h.log.Warn("room epoch changed under live members", "app", r.key.app, "room", r.key.room, "old_epoch", r.epoch, "new_epoch", epoch)
-	w.h.count(func(s *Stats) { s.EpochResets++ })
+	w.h.stats.epochResets.Add(1)
 	r.epoch = epoch
 	r.next = 1
 	for off, e := range r.pending {
@@ -174,7 +174,7 @@ func (w *worker) fillGap(r *room) {
 				return
 			}
 		}
-		w.h.count(func(s *Stats) { s.GapFills++ })
+		w.h.stats.gapFills.Add(1)
 		for i := range entries {
 			if entries[i].Offset >= r.next {
 				r.pending[entries[i].Offset] = w.decodeEntry(r, entries[i])
@@ -184,7 +184,7 @@ func (w *worker) fillGap(r *room) {
 		if next := r.next; next < lowest {
 			// The stream no longer holds them: skip ahead, loudly.
 			w.h.log.Error("messages lost: offsets no longer in the recovery stream", "app", r.key.app, "room", r.key.room, "from", next, "to", lowest-1)
-			w.h.count(func(s *Stats) { s.Lost += lowest - next })
+			w.h.stats.lost.Add(lowest - next)
 			r.next = lowest
 		}
 	}
@@ -315,7 +315,8 @@ func (w *worker) fanout(r *room, env *envelope.Envelope) {
 			n++
 		}
 	}
-	w.h.count(func(s *Stats) { s.Messages++; s.Deliveries += uint64(n) })
+	w.h.stats.messages.Add(1)
+	w.h.stats.deliveries.Add(uint64(n))
 }
 
 func (w *worker) send(m Member, env *envelope.Envelope) {

@@ -51,3 +51,14 @@ func New(reg prometheus.Registerer) *Gateway {
 	}
 	return g
 }
+
+// Func registers a counter whose value is read at scrape time from f, for
+// counters another package already keeps (hub, broker).
+func Func(reg prometheus.Registerer, name, help string, f func() float64) {
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+}
+
+// GaugeFunc registers a gauge read at scrape time.
+func GaugeFunc(reg prometheus.Registerer, name, help string, f func() float64) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
