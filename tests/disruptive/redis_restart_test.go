@@ -64,13 +64,11 @@ func TestRedisRestart(t *testing.T) {
 	caps := token.Capabilities{"*": {token.OpJoin, token.OpPublish}}
 	tok := env.Token(t, "member", caps, time.Hour)
 
-	member := harness.DialRaw(t, gws[0].WSURL(), nil, protocol.SubprotocolJSON, protocol.TokenSubprotocolPrefix+tok)
-	hello := member.ReadServer().Connected
+	member, hello := harness.Connect(t, gws[0].WSURL(), tok)
 	if rep := call(t, member, 1, map[string]any{"op": "join", "room": "r"}); rep.Error != nil {
 		t.Fatal(rep.Error)
 	}
-	pub := harness.DialRaw(t, gws[1].WSURL(), nil, protocol.SubprotocolJSON, protocol.TokenSubprotocolPrefix+env.Token(t, "pub", caps, time.Hour))
-	pub.ReadServer()
+	pub, _ := harness.Connect(t, gws[1].WSURL(), env.Token(t, "pub", caps, time.Hour))
 	rep := call(t, pub, 1, map[string]any{"op": "publish", "room": "r", "data": 1})
 	if rep.Error != nil {
 		t.Fatal(rep.Error)
@@ -119,8 +117,7 @@ func TestRedisRestart(t *testing.T) {
 	// The member's old session is gone: a resume is refused and a join
 	// with the old position is not recovered.
 	_ = member.Conn.Close()
-	back := harness.DialRaw(t, gws[1].WSURL(), nil, protocol.SubprotocolJSON, protocol.TokenSubprotocolPrefix+tok)
-	back.ReadServer()
+	back, _ := harness.Connect(t, gws[1].WSURL(), tok)
 	if rep := call(t, back, 1, map[string]any{"op": "resume", "session_id": hello.SessionID, "resume_token": hello.ResumeToken}); rep.Error == nil || rep.Error.Code != protocol.CodeSessionInvalid {
 		t.Fatalf("resume after Redis lost everything: %+v", rep)
 	}

@@ -30,10 +30,7 @@ func TestBadInput(t *testing.T) {
 	good := env.Token(t, "alice", caps, time.Hour)
 
 	dial := func(t *testing.T) *harness.Raw {
-		r := harness.DialRaw(t, gw.WSURL(), nil, protocol.SubprotocolJSON, protocol.TokenSubprotocolPrefix+good)
-		if f := r.ReadServer(); f.Connected == nil {
-			t.Fatalf("first frame is not connected: %+v", f)
-		}
+		r, _ := harness.Connect(t, gw.WSURL(), good)
 		return r
 	}
 	// A connection that stays usable after the bad input proves the

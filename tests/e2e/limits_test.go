@@ -31,10 +31,7 @@ func TestSecurityDefaults(t *testing.T) {
 	caps := token.Capabilities{"*": {token.OpJoin, token.OpPublish}}
 	tok := env.Token(t, "carol", caps, time.Hour)
 	dial := func(t *testing.T) *harness.Raw {
-		r := harness.DialRaw(t, gw.WSURL(), nil, protocol.SubprotocolJSON, protocol.TokenSubprotocolPrefix+tok)
-		if f := r.ReadServer(); f.Connected == nil {
-			t.Fatalf("first frame: %+v", f)
-		}
+		r, _ := harness.Connect(t, gw.WSURL(), tok)
 		return r
 	}
 
@@ -98,11 +95,7 @@ func TestSecurityDefaults(t *testing.T) {
 		}
 	})
 	t.Run("token expiry closes a live connection with 4002", func(t *testing.T) {
-		short := env.Token(t, "dave", caps, time.Second)
-		r := harness.DialRaw(t, gw.WSURL(), nil, protocol.SubprotocolJSON, protocol.TokenSubprotocolPrefix+short)
-		if f := r.ReadServer(); f.Connected == nil {
-			t.Fatalf("first frame: %+v", f)
-		}
+		r, _ := harness.Connect(t, gw.WSURL(), env.Token(t, "dave", caps, time.Second))
 		r.ExpectClose(protocol.CloseTokenExpired)
 	})
 
@@ -133,8 +126,7 @@ func TestSlowConsumer(t *testing.T) {
 	defer cancel()
 	caps := token.Capabilities{"*": {token.OpJoin, token.OpPublish}}
 
-	slow := harness.DialRaw(t, gw.WSURL(), nil, protocol.SubprotocolJSON, protocol.TokenSubprotocolPrefix+env.Token(t, "slow", caps, time.Hour))
-	slow.ReadServer()
+	slow, _ := harness.Connect(t, gw.WSURL(), env.Token(t, "slow", caps, time.Hour))
 	slow.WriteJSON(map[string]any{"id": 1, "op": "join", "room": "firehose"})
 	if f := slow.ReadServer(); f.Reply == nil || f.Reply.Error != nil {
 		t.Fatalf("join: %+v", f)

@@ -23,12 +23,11 @@ type rawSession struct {
 
 func dialSession(t testing.TB, gw *harness.Process, tok string) *rawSession {
 	t.Helper()
-	r := harness.DialRaw(t, gw.WSURL(), nil, protocol.SubprotocolJSON, protocol.TokenSubprotocolPrefix+tok)
-	f := r.ReadServer()
-	if f.Connected == nil || f.Connected.SessionID == "" || f.Connected.ResumeToken == "" {
-		t.Fatalf("connected frame without a session: %+v", f.Connected)
+	r, c := harness.Connect(t, gw.WSURL(), tok)
+	if c.SessionID == "" || c.ResumeToken == "" {
+		t.Fatalf("connected frame without a session: %+v", c)
 	}
-	return &rawSession{r: r, connected: f.Connected, nextID: 1}
+	return &rawSession{r: r, connected: c, nextID: 1}
 }
 
 // call sends a command and returns its reply, collecting messages that

@@ -139,3 +139,15 @@ func (r *Raw) ExpectClose(want protocol.CloseCode) {
 
 // ErrClosed is returned by Read helpers after the close frame.
 var ErrClosed = errors.New("harness: closed")
+
+// Connect dials url with tok in the subprotocol carrier and reads the
+// `connected` frame, failing the test if anything else arrives first.
+func Connect(t testing.TB, url, tok string) (*Raw, *protocol.Connected) {
+	t.Helper()
+	r := DialRaw(t, url, nil, protocol.SubprotocolJSON, protocol.TokenSubprotocolPrefix+tok)
+	f := r.ReadServer()
+	if f.Connected == nil {
+		t.Fatalf("first frame is not connected: %+v", f)
+	}
+	return r, f.Connected
+}
