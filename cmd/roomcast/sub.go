@@ -4,12 +4,27 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/pkg/sdk/client"
 )
+
+// lockedWriter serializes writes from the delivery goroutine (state
+// changes) and the main one.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
 
 // messageLine is how sub prints one message: one JSON object per line.
 type messageLine struct {
@@ -30,10 +45,13 @@ func runSub(ctx context.Context, args []string, e *env) int {
 			"stdout as one JSON line:\n"+
 			`  {"room":..,"offset":..,"epoch":..,"event":..,"data":<json>,"from":..,"ts":..}`+"\n"+
 			"(transient messages add \"transient\":true and have offset 0). Runs until\n"+
-			"interrupted (SIGINT/SIGTERM: exit 0) or until the server closes the connection\n"+
-			"(exit 1, with the close code on stderr). With --key it mints its own token\n"+
-			"allowing join on exactly the given rooms.")
+			"interrupted (SIGINT/SIGTERM: exit 0). A lost connection is resumed on any\n"+
+			"node, without losing messages where the server still has them; each\n"+
+			"reconnect and its outcome is reported on stderr. A close code that forbids\n"+
+			"reconnecting (e.g. invalid token) ends it with exit 1 and the code on stderr.\n"+
+			"With --key it mints its own token allowing join on exactly the given rooms.")
 	cf := addConnFlags(fs, time.Hour)
+	noReconnect := fs.Bool("no-reconnect", false, "exit (1) when the connection ends instead of reconnecting")
 	if code, ok := fs.parse(args, e); !ok {
 		return code
 	}
@@ -44,6 +62,21 @@ func runSub(ctx context.Context, args []string, e *env) int {
 	cfg, code, ok := cf.config(fs, e, token.OpJoin, rooms)
 	if !ok {
 		return code
+	}
+	stderr := &lockedWriter{w: e.stderr}
+	cfg.DisableReconnect = *noReconnect
+	cfg.OnStateChange = func(sc client.StateChange) {
+		switch sc.State {
+		case client.StateReconnecting:
+			fmt.Fprintf(stderr, "roomcast sub: reconnecting (attempt %d in %s): %v\n", sc.Attempt, sc.Delay.Round(time.Millisecond), sc.Err)
+		case client.StateResumed:
+			fmt.Fprintf(stderr, "roomcast sub: resumed recovered=%t\n", sc.Recovered)
+			for _, r := range sc.Rooms {
+				if !r.Recovered {
+					fmt.Fprintf(stderr, "roomcast sub: room %q not recovered: messages may be missing\n", r.Room)
+				}
+			}
+		}
 	}
 
 	c, err := cf.dial(ctx, cfg)
@@ -83,7 +116,7 @@ func runSub(ctx context.Context, args []string, e *env) int {
 			}
 			return fail(e, "sub", fmt.Errorf("join %q: %w", room, err))
 		}
-		fmt.Fprintf(e.stderr, "roomcast sub: joined %q at offset %d (epoch %q)\n", room, pos.Offset, pos.Epoch)
+		fmt.Fprintf(stderr, "roomcast sub: joined %q at offset %d (epoch %q)\n", room, pos.Offset, pos.Epoch)
 	}
 
 	select {

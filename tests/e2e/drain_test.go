@@ -31,7 +31,8 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	defer cancel()
 	caps := token.Capabilities{"*": {token.OpJoin, token.OpPublish}}
 	dial := func(gw *harness.Process, id string) (*client.Client, *recorder) {
-		c, err := client.Dial(ctx, client.Config{URL: gw.WSURL(), Token: env.Token(t, id, caps, time.Hour)})
+		// This test is about what the server sends, so no client reconnects.
+		c, err := client.Dial(ctx, client.Config{URL: gw.WSURL(), Token: env.Token(t, id, caps, time.Hour), DisableReconnect: true})
 		if err != nil {
 			t.Fatalf("dial %s: %v", id, err)
 		}

@@ -1,11 +1,15 @@
 // Package client is the Go client SDK for Roomcast: it connects to a gateway
 // over WebSocket, joins rooms, publishes, and hands received room messages
-// to handlers.
+// to handlers — and keeps doing so across network failures and node
+// restarts.
 //
-// A Client is one connection. Dial returns once the server has accepted it;
-// when the connection ends, Done is closed and Err says why (a *CloseError
-// carries the server's close code, whose Retry method says whether to
-// reconnect). All methods are safe for concurrent use.
+// A Client reconnects by itself (exponential backoff with full jitter, or at
+// once when a node drains), resumes its session on whichever node it
+// reaches, and re-joins its rooms asking for every message after the last
+// one it delivered, so handlers see each room's messages once, in order,
+// with no gap — or are told, per room, that recovery was not possible
+// (StateResumed with Recovered false). Close codes that say retrying cannot
+// help (an invalid token, a revoked key) end the Client; Err says why.
 //
 //	c, err := client.Dial(ctx, client.Config{URL: "ws://127.0.0.1:8080/v1/connect", Token: jwt})
 //	if err != nil { ... }
@@ -13,228 +17,264 @@
 //	c.OnMessage("lobby", func(m protocol.Message) { fmt.Printf("%s\n", m.Data) })
 //	if _, err := c.Join(ctx, "lobby"); err != nil { ... }
 //	pos, err := c.Publish(ctx, "lobby", []byte(`{"text":"hi"}`), client.WithEvent("chat"))
+//
+// All methods are safe for concurrent use.
 package client
 
 import (
-	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/url"
+	mrand "math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 
 	"github.com/roomcast/roomcast/pkg/protocol"
 )
 
-const (
-	// writeTimeout bounds one frame write, so a dead peer cannot block
-	// writers forever; a write that times out ends the connection.
-	writeTimeout = 10 * time.Second
-	// closeTimeout is how long Close waits for the server's close echo.
-	closeTimeout = 5 * time.Second
-)
-
-// Client is one connection to a Roomcast gateway.
+// Client is a connection to Roomcast that survives reconnects.
 type Client struct {
-	cfg   Config
-	log   *slog.Logger
-	conn  net.Conn
-	rd    *wsutil.Reader
-	codec protocol.Codec
-	info  protocol.Connected
-	// readTimeout is three heartbeat intervals; zero disables it.
-	readTimeout time.Duration
+	cfg Config
+	log *slog.Logger
 
-	writeMu   sync.Mutex
-	bw        *bufio.Writer
-	closeSent bool // a close frame was written; guarded by writeMu
-
-	nextID    atomic.Uint64
-	pendingMu sync.Mutex
-	pending   map[uint64]chan *protocol.Reply
-	ended     bool // the reader has exited; guarded by pendingMu
+	mu        sync.Mutex
+	cur       *wire         // nil while reconnecting
+	connected chan struct{} // closed while cur != nil
+	rooms     map[string]*roomState
+	sessionID string
+	resumeTok string
+	closed    bool
+	finalErr  error
 
 	handlersMu   sync.RWMutex
 	roomHandlers map[string]func(protocol.Message)
 	anyHandler   func(protocol.Message)
 
-	events     chan *protocol.Message
-	closing    atomic.Bool
-	closeOnce  sync.Once
-	readerDone chan struct{}
-	done       chan struct{}
-
-	errMu sync.Mutex
-	err   error
+	events chan event
+	stop   chan struct{} // closed by Close
+	done   chan struct{} // handlers drained after the end
+	once   sync.Once
 }
 
-// Dial connects to the gateway and returns once the server's `connected`
-// frame has arrived. ctx bounds the whole handshake. A server that closes
-// during the handshake (invalid or expired token, rejected Origin) yields a
-// *CloseError; an HTTP refusal of the upgrade yields a *HandshakeError.
+// roomState is what the client knows of one joined room.
+type roomState struct {
+	pos protocol.Position // last message accepted (or the join position)
+}
+
+// event is a message or a state change, delivered in order.
+type event struct {
+	msg   *protocol.Message
+	state *StateChange
+}
+
+// Dial connects to the gateway and returns once the server has accepted the
+// connection. The first connection is not retried: an error here is about
+// the URL, the token or the network, and is returned as it is (a
+// *CloseError for a refused token, a *HandshakeError for an HTTP refusal).
+// After that, the Client reconnects by itself until Close or a terminal
+// close code.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
-	cfg, u, err := cfg.normalize()
+	cfg, _, err := cfg.normalize()
 	if err != nil {
 		return nil, err
 	}
+	c := &Client{
+		cfg:          cfg,
+		log:          cfg.Logger,
+		connected:    make(chan struct{}),
+		rooms:        make(map[string]*roomState),
+		roomHandlers: make(map[string]func(protocol.Message)),
+		events:       make(chan event, cfg.MessageBuffer),
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+	}
+	w, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.sessionID, c.resumeTok = w.info.SessionID, w.info.ResumeToken
+	c.cur = w
+	close(c.connected)
+	go c.deliver()
+	c.events <- event{state: &StateChange{State: StateConnected}}
+	go c.run(w)
+	return c, nil
+}
+
+func (c *Client) dial(ctx context.Context) (*wire, error) {
+	cfg := c.cfg
 	tok, err := cfg.token(ctx)
 	if err != nil {
 		return nil, err
 	}
-	redacted := u.Redacted() // never contains the token: it is added below
-	protocols := []string{protocol.SubprotocolJSON}
-	if cfg.TokenInQuery {
-		q := u.Query()
-		q.Set("token", tok)
-		u.RawQuery = q.Encode()
-	} else {
-		protocols = append(protocols, protocol.TokenSubprotocolPrefix+tok)
-	}
-	d := ws.Dialer{Protocols: protocols}
-	if len(cfg.Header) > 0 {
-		d.Header = ws.HandshakeHeaderHTTP(cfg.Header)
-	}
-	conn, br, hs, err := d.Dial(ctx, u.String())
-	if err != nil {
-		var se ws.StatusError
-		if errors.As(err, &se) {
-			return nil, &HandshakeError{StatusCode: int(se)}
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			ue.URL = redacted // the query may carry the token
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-			err = fmt.Errorf("%w (%w)", ctxErr, err)
-		}
-		return nil, fmt.Errorf("roomcast: dial %s: %w", redacted, err)
-	}
-	if hs.Protocol != protocol.SubprotocolJSON {
-		_ = conn.Close()
-		return nil, fmt.Errorf("roomcast: dial %s: server did not select subprotocol %q", redacted, protocol.SubprotocolJSON)
-	}
-
-	var src io.Reader = conn
-	if br != nil {
-		// The server's first frames arrived with the handshake response.
-		src = br
-	}
-	c := &Client{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		conn:  conn,
-		codec: protocol.JSON,
-		rd: &wsutil.Reader{
-			Source:         src,
-			State:          ws.StateClientSide,
-			CheckUTF8:      true,
-			MaxFrameSize:   cfg.MaxMessageBytes,
-			MaxMessageSize: cfg.MaxMessageBytes,
-		},
-		bw:           bufio.NewWriter(conn),
-		pending:      make(map[uint64]chan *protocol.Reply),
-		roomHandlers: make(map[string]func(protocol.Message)),
-		events:       make(chan *protocol.Message, cfg.MessageBuffer),
-		readerDone:   make(chan struct{}),
-		done:         make(chan struct{}),
-	}
-	c.rd.OnIntermediate = c.handleIntermediate
-
-	// Bound the wait for `connected` by ctx: cancellation poisons the
-	// connection's deadline, which unblocks the read.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	info, err := c.readConnected()
-	if !stop() {
-		// ctx ended while waiting; err, if any, is the poisoned read.
-		_ = conn.Close()
-		return nil, fmt.Errorf("roomcast: dial %s: waiting for connected: %w", redacted, ctx.Err())
-	}
-	if err != nil {
-		_ = conn.Close()
-		var ce *CloseError
-		if errors.As(err, &ce) {
-			return nil, ce
-		}
-		return nil, fmt.Errorf("roomcast: dial %s: %w", redacted, err)
-	}
-	_ = conn.SetDeadline(time.Time{})
-	c.info = info
-	if info.HeartbeatMS > 0 {
-		c.readTimeout = 3 * time.Duration(info.HeartbeatMS) * time.Millisecond
-	}
-	c.log.Debug("roomcast: connected", "url", redacted, "connection_id", info.ConnectionID,
-		"client_id", info.ClientID, "node", info.Node, "heartbeat_ms", info.HeartbeatMS)
-	go c.readLoop()
-	go c.deliver()
-	return c, nil
+	cfg.Token, cfg.TokenProvider = tok, nil
+	return dialWire(ctx, cfg, c.accept)
 }
 
-// readConnected reads until the server's `connected` frame.
-func (c *Client) readConnected() (protocol.Connected, error) {
-	payload, err := c.readMessage()
-	if err != nil {
-		return protocol.Connected{}, err
+// accept runs on the current connection's reader for every message: it
+// drops what was already delivered (replays overlap live traffic after a
+// resume) and queues the rest for the handlers. False means the buffer is
+// full; the message is then not counted as delivered, so the resume that
+// follows asks for it again.
+func (c *Client) accept(m *protocol.Message) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.rooms[m.Room]
+	if !m.Transient && st != nil && st.pos.Epoch == m.Epoch && m.Offset <= st.pos.Offset {
+		return true // duplicate
 	}
-	f, err := c.codec.DecodeServerFrame(payload)
-	switch {
-	case err != nil:
-		return protocol.Connected{}, fmt.Errorf("%w: first frame: %w", ErrProtocol, err)
-	case f.Connected != nil:
-		return *f.Connected, nil
-	case f.Error != nil:
-		return protocol.Connected{}, &ReplyError{Code: f.Error.Code, Message: f.Error.Message}
+	select {
+	case c.events <- event{msg: m}:
+	default:
+		return false
 	}
-	return protocol.Connected{}, fmt.Errorf("%w: first frame is not connected", ErrProtocol)
+	if !m.Transient && st != nil {
+		st.pos = protocol.Position{Offset: m.Offset, Epoch: m.Epoch}
+	}
+	return true
 }
 
-// Info is what the server announced in its `connected` frame: connection
-// and session ids, the client id from the token, heartbeat and limits. Its
-// ResumeToken is a secret: never log it.
-func (c *Client) Info() protocol.Connected { return c.info }
+// current waits until a connection is up (or ctx ends, or the Client is
+// closed) and returns it.
+func (c *Client) current(ctx context.Context) (*wire, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			err := c.finalErr
+			c.mu.Unlock()
+			return nil, err
+		}
+		w, ch := c.cur, c.connected
+		c.mu.Unlock()
+		if w != nil {
+			return w, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
 
-// Join joins a room and returns where the room's stream stands now. Messages
-// published to the room from then on reach the handlers; register them
-// (OnMessage) before joining so none is missed.
+// do sends cmd on the current connection. When the connection dies under
+// it and retry is set, it is sent again on the next connection, until ctx
+// ends.
+func (c *Client) do(ctx context.Context, cmd *protocol.Command, retry bool, hook func(*protocol.Reply)) (*protocol.Reply, error) {
+	for {
+		w, err := c.current(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("roomcast: %s: %w", cmd.Op, err)
+		}
+		r, err := w.request(ctx, cmd, hook)
+		if err == nil || !errors.Is(err, errDisconnected) || !retry {
+			return r, err
+		}
+		c.log.Debug("roomcast: retrying after reconnect", "op", cmd.Op)
+	}
+}
+
+// Info is what the server announced when the current connection was made
+// (connection id, node, heartbeat, limits), with the session id this Client
+// holds now. Never log its ResumeToken.
+func (c *Client) Info() protocol.Connected {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var info protocol.Connected
+	if c.cur != nil {
+		info = c.cur.info
+	}
+	info.SessionID, info.ResumeToken = c.sessionID, c.resumeTok
+	return info
+}
+
+// Join joins a room and returns where the room's stream stood. From then
+// on, the room's messages reach the handlers — across reconnects too,
+// until Leave. Register handlers (OnMessage) before joining so none is
+// missed. While disconnected, Join waits for the connection (bounded by
+// ctx).
 func (c *Client) Join(ctx context.Context, room string) (protocol.Position, error) {
-	r, err := c.request(ctx, &protocol.Command{Op: protocol.OpJoin, Room: room})
+	c.mu.Lock()
+	if _, ok := c.rooms[room]; !ok {
+		c.rooms[room] = &roomState{}
+	}
+	c.mu.Unlock()
+	r, err := c.do(ctx, &protocol.Command{Op: protocol.OpJoin, Room: room}, true, c.joinHook(room, nil))
 	if err != nil {
+		var re *ReplyError
+		if errors.As(err, &re) {
+			c.mu.Lock()
+			delete(c.rooms, room)
+			c.mu.Unlock()
+		}
 		return protocol.Position{}, err
 	}
 	return position(r), nil
 }
 
-// Leave leaves a room. A room that was not joined fails with
-// protocol.CodeNotJoined.
+// joinHook records a join reply's position before the room's next message
+// is accepted. With since (a recovering re-join) and a recovered reply the
+// position stays at since: the replay follows.
+func (c *Client) joinHook(room string, since *protocol.Position) func(*protocol.Reply) {
+	return func(r *protocol.Reply) {
+		if r.Error != nil || r.Position == nil {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		st := c.rooms[room]
+		if st == nil || (since != nil && r.Recovered) {
+			return
+		}
+		if st.pos.Epoch == r.Position.Epoch && st.pos.Offset > r.Position.Offset {
+			return // messages past the position were accepted already
+		}
+		st.pos = *r.Position
+	}
+}
+
+// Leave leaves a room; its messages stop reaching the handlers.
 func (c *Client) Leave(ctx context.Context, room string) error {
-	_, err := c.request(ctx, &protocol.Command{Op: protocol.OpLeave, Room: room})
+	c.mu.Lock()
+	_, joined := c.rooms[room]
+	delete(c.rooms, room)
+	c.mu.Unlock()
+	_, err := c.do(ctx, &protocol.Command{Op: protocol.OpLeave, Room: room}, true, nil)
+	var re *ReplyError
+	if joined && errors.As(err, &re) && re.Code == protocol.CodeNotJoined {
+		return nil // a reconnect in between already left it
+	}
 	return err
 }
 
 // Publish sends data, which must be one JSON value, to a room, and returns
-// where it was stored (zero for a Transient publish). A publish that fails
-// with protocol.CodePublishFailed may have been delivered: retry it with the
-// same WithIdempotencyKey.
+// where it was stored (zero for a Transient publish).
+//
+// Every non-transient publish carries an idempotency key (a random one
+// unless WithIdempotencyKey set it) and is retried after a reconnect until
+// ctx ends: a nil error means it was stored exactly once. An error may come
+// after the message was stored (the reply was lost with the connection and
+// ctx ended before a retry): retry with the same WithIdempotencyKey to be
+// sure. Transient publishes are not retried.
 func (c *Client) Publish(ctx context.Context, room string, data []byte, opts ...PublishOption) (protocol.Position, error) {
 	var o publishOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	r, err := c.request(ctx, &protocol.Command{
+	if !o.transient && o.idempotencyKey == "" {
+		o.idempotencyKey = randomKey()
+	}
+	r, err := c.do(ctx, &protocol.Command{
 		Op:             protocol.OpPublish,
 		Room:           room,
 		Event:          o.event,
 		Data:           data,
 		Transient:      o.transient,
 		IdempotencyKey: o.idempotencyKey,
-	})
+	}, !o.transient, nil)
 	if err != nil {
 		return protocol.Position{}, err
 	}
@@ -242,56 +282,16 @@ func (c *Client) Publish(ctx context.Context, room string, data []byte, opts ...
 }
 
 func position(r *protocol.Reply) protocol.Position {
-	if r.Position == nil {
+	if r == nil || r.Position == nil {
 		return protocol.Position{}
 	}
 	return *r.Position
 }
 
-// request sends one command and waits for its reply. Cancelling ctx abandons
-// the wait only: the connection stays usable and a late reply is dropped.
-func (c *Client) request(ctx context.Context, cmd *protocol.Command) (*protocol.Reply, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("roomcast: %s: %w", cmd.Op, err)
-	}
-	cmd.ID = c.nextID.Add(1)
-	frame, err := c.codec.AppendCommand(nil, cmd)
-	if err != nil {
-		return nil, fmt.Errorf("roomcast: %s: %w", cmd.Op, err)
-	}
-	ch := make(chan *protocol.Reply, 1)
-	c.pendingMu.Lock()
-	if c.ended {
-		c.pendingMu.Unlock()
-		return nil, c.Err()
-	}
-	c.pending[cmd.ID] = ch
-	c.pendingMu.Unlock()
-	defer func() {
-		c.pendingMu.Lock()
-		delete(c.pending, cmd.ID)
-		c.pendingMu.Unlock()
-	}()
-
-	if err := c.writeFrame(ws.OpText, frame); err != nil {
-		return nil, err
-	}
-	var r *protocol.Reply
-	select {
-	case r = <-ch:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("roomcast: %s: %w", cmd.Op, ctx.Err())
-	case <-c.readerDone:
-		select {
-		case r = <-ch: // the reply arrived just before the end
-		default:
-			return nil, c.Err()
-		}
-	}
-	if r.Error != nil {
-		return nil, &ReplyError{Code: r.Error.Code, Message: r.Error.Message}
-	}
-	return r, nil
+func randomKey() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // OnMessage sets the handler for messages of one room, replacing any
@@ -317,81 +317,287 @@ func (c *Client) OnAnyMessage(h func(protocol.Message)) {
 	c.anyHandler = h
 }
 
-// Close closes the connection with close code 1000 (normal), waits briefly
-// for the server's acknowledgement and returns. Requests in flight and later
-// fail with ErrClosed, and messages still buffered are not handed to the
-// handlers. It is idempotent, safe to call from a handler, and returns nil:
-// why the connection ended is in Err.
+// Close ends the Client: the connection is closed with close code 1000
+// (which also ends the session on the server), reconnecting stops, and
+// requests in flight and later fail with ErrClosed. Messages still buffered
+// are not handed to the handlers. It is idempotent, safe to call from a
+// handler, and returns nil: why the Client ended is in Err.
 func (c *Client) Close() error {
-	c.closeOnce.Do(func() {
-		c.closing.Store(true)
-		c.setErr(ErrClosed)
-		if err := c.writeClose(ws.StatusNormalClosure, ""); err == nil {
-			t := time.NewTimer(closeTimeout)
-			select {
-			case <-c.readerDone:
-			case <-t.C:
-				c.log.Debug("roomcast: no close acknowledgement from the server")
-			}
-			t.Stop()
+	c.once.Do(func() {
+		c.mu.Lock()
+		w := c.cur
+		c.markClosedLocked(ErrClosed)
+		c.mu.Unlock()
+		close(c.stop)
+		if w != nil {
+			w.close()
 		}
-		_ = c.conn.Close()
-		<-c.readerDone
+		// Not waiting for the reconnect loop: it may be handing its last
+		// event to the delivery goroutine, which may be running the handler
+		// that called Close. Done tells when everything has ended.
 	})
 	return nil
 }
 
-// Done is closed when the connection has ended and the handlers have
-// finished with the messages they were going to get.
+// markClosedLocked records the final reason (the first one wins) and wakes
+// everything waiting for a connection. c.mu must be held.
+func (c *Client) markClosedLocked(err error) {
+	if c.closed {
+		return
+	}
+	c.closed, c.finalErr = true, err
+	if c.cur == nil {
+		close(c.connected) // open while disconnected: wake the waiters
+	}
+}
+
+// Done is closed when the Client has ended (Close, or a close code that
+// forbids reconnecting) and the handlers have finished.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Err is nil while the connection is open. Once it has ended it is the
-// reason: ErrClosed after Close, a *CloseError with the server's close code
-// and reason, ErrMessageBufferFull, ErrHeartbeatTimeout, or a transport
-// error.
+// Err is nil while the Client is alive (connected or reconnecting). Once it
+// has ended it is the reason: ErrClosed after Close, a *CloseError with the
+// server's close code, or the error that stopped reconnecting.
 func (c *Client) Err() error {
-	select {
-	case <-c.readerDone:
-	default:
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
 		return nil
 	}
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	return c.err
+	return c.finalErr
 }
 
-// setErr records why the connection ends; the first reason wins.
-func (c *Client) setErr(err error) {
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	if c.err == nil {
-		c.err = err
-	}
-}
-
-// deliver runs the handlers, one message at a time, in arrival order.
+// deliver runs the handlers and state callbacks, one at a time, in order.
 func (c *Client) deliver() {
 	defer close(c.done)
-	c.notify(StateChange{State: StateConnected})
-	for m := range c.events {
-		if c.closing.Load() {
-			continue // Close was called: drain without delivering
+	for ev := range c.events {
+		if ev.state != nil {
+			if c.cfg.OnStateChange != nil {
+				c.cfg.OnStateChange(*ev.state)
+			}
+			continue
 		}
+		select {
+		case <-c.stop:
+			continue // Close was called: drain without delivering
+		default:
+		}
+		m := *ev.msg
 		c.handlersMu.RLock()
 		h, all := c.roomHandlers[m.Room], c.anyHandler
 		c.handlersMu.RUnlock()
 		if h != nil {
-			h(*m)
+			h(m)
 		}
 		if all != nil {
-			all(*m)
+			all(m)
 		}
 	}
-	c.notify(StateChange{State: StateClosed, Err: c.Err()})
 }
 
-func (c *Client) notify(sc StateChange) {
-	if c.cfg.OnStateChange != nil {
-		c.cfg.OnStateChange(sc)
+// run watches the current connection and replaces it when it ends, until
+// the Client is closed or a reconnect is not allowed.
+func (c *Client) run(w *wire) {
+	for {
+		<-w.readerDone
+		cause := w.Err()
+		c.mu.Lock()
+		c.cur = nil
+		if !c.closed {
+			c.connected = make(chan struct{})
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.stop:
+			c.end(ErrClosed)
+			return
+		default:
+		}
+		next, err := c.reconnect(cause)
+		if err != nil {
+			c.end(err)
+			return
+		}
+		w = next
 	}
+}
+
+// end records the final reason and lets the handlers drain. Only the
+// reconnect loop calls it, once.
+func (c *Client) end(err error) {
+	c.mu.Lock()
+	c.markClosedLocked(err)
+	err = c.finalErr
+	c.mu.Unlock()
+	c.events <- event{state: &StateChange{State: StateClosed, Err: err}}
+	close(c.events)
+}
+
+// reconnect dials until a connection is up and restored, or returns the
+// error that ends the Client.
+func (c *Client) reconnect(cause error) (*wire, error) {
+	retry := retryFor(cause)
+	for attempt := 1; ; attempt++ {
+		if retry == protocol.RetryNever || c.cfg.DisableReconnect {
+			return nil, cause
+		}
+		if max := c.cfg.MaxReconnectAttempts; max > 0 && attempt > max {
+			return nil, fmt.Errorf("roomcast: gave up after %d reconnect attempts: %w", max, cause)
+		}
+		delay := c.backoff(retry, attempt)
+		c.events <- event{state: &StateChange{State: StateReconnecting, Err: cause, Attempt: attempt, Delay: delay}}
+		t := time.NewTimer(delay)
+		select {
+		case <-c.stop:
+			t.Stop()
+			return nil, ErrClosed
+		case <-t.C:
+		}
+		w, ch, err := c.attempt()
+		if err == nil {
+			c.mu.Lock()
+			if c.closed {
+				c.mu.Unlock()
+				w.close()
+				return nil, ErrClosed
+			}
+			c.cur = w
+			close(c.connected)
+			c.mu.Unlock()
+			c.events <- event{state: &ch}
+			return w, nil
+		}
+		select {
+		case <-c.stop:
+			return nil, ErrClosed
+		default:
+		}
+		c.log.Debug("roomcast: reconnect attempt failed", "attempt", attempt, "err", err)
+		cause, retry = err, retryFor(err)
+		if retry == protocol.RetryNow {
+			retry = protocol.RetryBackoff // a node that drains twice in a row: slow down
+		}
+	}
+}
+
+// attempt makes one connection and restores the session on it, bounded by
+// DialTimeout and cut short by Close.
+func (c *Client) attempt() (*wire, StateChange, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	w, err := c.dial(ctx)
+	if err != nil {
+		return nil, StateChange{}, err
+	}
+	ch, err := c.restore(ctx, w)
+	if err != nil {
+		w.close()
+		return nil, StateChange{}, err
+	}
+	return w, ch, nil
+}
+
+// restore resumes the session on a new connection and re-joins every room
+// with since = the last message delivered there. It returns the Resumed
+// state change to report.
+func (c *Client) restore(ctx context.Context, w *wire) (StateChange, error) {
+	ch := StateChange{State: StateResumed, Recovered: true}
+	c.mu.Lock()
+	id, tok := c.sessionID, c.resumeTok
+	c.mu.Unlock()
+	resumed := false
+	if id != "" && tok != "" {
+		r, err := w.request(ctx, &protocol.Command{Op: protocol.OpResume, SessionID: id, ResumeToken: tok}, nil)
+		switch {
+		case err == nil:
+			resumed = true
+			c.mu.Lock()
+			c.sessionID, c.resumeTok = r.SessionID, r.ResumeToken
+			c.mu.Unlock()
+		case errors.Is(err, errDisconnected):
+			return ch, err
+		default:
+			c.log.Info("roomcast: session not resumed; continuing with a new session", "err", err)
+		}
+	}
+	if !resumed {
+		ch.Recovered = false
+		c.mu.Lock()
+		c.sessionID, c.resumeTok = w.info.SessionID, w.info.ResumeToken
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	rooms := make(map[string]protocol.Position, len(c.rooms))
+	for name, st := range c.rooms {
+		rooms[name] = st.pos
+	}
+	c.mu.Unlock()
+	for name, pos := range rooms {
+		cmd := &protocol.Command{Op: protocol.OpJoin, Room: name}
+		var since *protocol.Position
+		if pos.Epoch != "" {
+			p := pos
+			since = &p
+			cmd.Since = since
+		}
+		r, err := w.request(ctx, cmd, c.joinHook(name, since))
+		if err != nil {
+			if errors.Is(err, errDisconnected) || ctx.Err() != nil {
+				return ch, err
+			}
+			// The room refuses us now (e.g. capability gone): report it and
+			// stop following it.
+			c.log.Warn("roomcast: re-join failed", "room", name, "err", err)
+			c.mu.Lock()
+			delete(c.rooms, name)
+			c.mu.Unlock()
+			ch.Recovered = false
+			ch.Rooms = append(ch.Rooms, RoomRecovery{Room: name, Err: err})
+			continue
+		}
+		rr := RoomRecovery{Room: name, Recovered: r.Recovered && since != nil, Position: position(r)}
+		rr.EpochChanged = since != nil && r.Position != nil && r.Position.Epoch != since.Epoch
+		if !rr.Recovered {
+			ch.Recovered = false
+		}
+		ch.Rooms = append(ch.Rooms, rr)
+	}
+	return ch, nil
+}
+
+// retryFor is what an ended connection (or a failed attempt) allows.
+func retryFor(err error) protocol.Retry {
+	var ce *CloseError
+	if errors.As(err, &ce) {
+		return ce.Retry()
+	}
+	var he *HandshakeError
+	if errors.As(err, &he) && (he.StatusCode == 401 || he.StatusCode == 403) {
+		return protocol.RetryNever
+	}
+	if errors.Is(err, ErrClosed) {
+		return protocol.RetryNever
+	}
+	return protocol.RetryBackoff
+}
+
+// backoff is the wait before a reconnect attempt: full jitter over an
+// exponentially growing window, or a few milliseconds when the node asked
+// clients to move on at once.
+func (c *Client) backoff(retry protocol.Retry, attempt int) time.Duration {
+	if retry == protocol.RetryNow {
+		return time.Duration(mrand.Int64N(int64(100 * time.Millisecond)))
+	}
+	window := c.cfg.ReconnectBaseDelay << min(attempt-1, 30)
+	if window <= 0 || window > c.cfg.ReconnectMaxDelay {
+		window = c.cfg.ReconnectMaxDelay
+	}
+	return time.Duration(mrand.Int64N(int64(window) + 1))
 }

@@ -569,7 +569,7 @@ func TestMessageBufferOverflowClosesConnection(t *testing.T) {
 	g := newFakeGateway(t)
 	var states []StateChange
 	var smu sync.Mutex
-	c, fc := dial(t, g, Config{MessageBuffer: 1, OnStateChange: func(sc StateChange) {
+	c, fc := dial(t, g, Config{DisableReconnect: true, MessageBuffer: 1, OnStateChange: func(sc StateChange) {
 		smu.Lock()
 		states = append(states, sc)
 		smu.Unlock()
@@ -647,7 +647,7 @@ func TestServerCloseFailsRequestsInFlight(t *testing.T) {
 
 func TestTransportLossFailsRequests(t *testing.T) {
 	g := newFakeGateway(t)
-	c, fc := dial(t, g, Config{})
+	c, fc := dial(t, g, Config{DisableReconnect: true})
 	errc := make(chan error, 1)
 	go func() {
 		_, err := c.Publish(context.Background(), "r", []byte(`1`))
@@ -661,8 +661,8 @@ func TestTransportLossFailsRequests(t *testing.T) {
 		t.Fatalf("Publish: err = %v, want a transport error", err)
 	}
 	waitClosed(t, c.Done(), "Done")
-	if !errors.Is(c.Err(), err) {
-		t.Errorf("Err() = %v, want %v", c.Err(), err)
+	if !errors.Is(err, c.Err()) {
+		t.Errorf("Publish error %v does not wrap Err() = %v", err, c.Err())
 	}
 }
 
@@ -702,7 +702,7 @@ func TestHeartbeatTimeout(t *testing.T) {
 	g := newFakeGateway(t)
 	connected := testConnected
 	connected.HeartbeatMS = 20 // the fake server then sends nothing at all
-	c, _ := dialWith(t, g, Config{}, connected)
+	c, _ := dialWith(t, g, Config{DisableReconnect: true}, connected)
 	waitClosed(t, c.Done(), "Done")
 	if !errors.Is(c.Err(), ErrHeartbeatTimeout) {
 		t.Fatalf("Err() = %v, want ErrHeartbeatTimeout", c.Err())
@@ -711,7 +711,7 @@ func TestHeartbeatTimeout(t *testing.T) {
 
 func TestOversizedMessageClosesWith1009(t *testing.T) {
 	g := newFakeGateway(t)
-	c, fc := dial(t, g, Config{MaxMessageBytes: 1024})
+	c, fc := dial(t, g, Config{DisableReconnect: true, MaxMessageBytes: 1024})
 	fc.message(t, protocol.Message{Room: "r", Offset: 1, Data: []byte(`"` + strings.Repeat("x", 2048) + `"`)})
 	if code := recv(t, fc.closes, "the client's close"); code != ws.StatusMessageTooBig {
 		t.Errorf("closed with %d, want 1009", code)
@@ -724,7 +724,7 @@ func TestOversizedMessageClosesWith1009(t *testing.T) {
 
 func TestBinaryFrameClosesWith1003(t *testing.T) {
 	g := newFakeGateway(t)
-	c, fc := dial(t, g, Config{})
+	c, fc := dial(t, g, Config{DisableReconnect: true})
 	fc.writeFrame(t, ws.NewBinaryFrame([]byte{1, 2, 3}))
 	if code := recv(t, fc.closes, "the client's close"); code != ws.StatusUnsupportedData {
 		t.Errorf("closed with %d, want 1003", code)

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"time"
+
+	"github.com/roomcast/roomcast/pkg/protocol"
 )
 
 // Config configures a Client. Only URL and one of Token or TokenProvider are
@@ -52,10 +55,27 @@ type Config struct {
 	MaxMessageBytes int64
 
 	// OnStateChange is told when the connection state changes: first
-	// StateConnected, at the end StateClosed with the reason. It runs on
-	// the delivery goroutine, in order with the message handlers, so a
-	// StateClosed comes after the last message. Zero: no notifications.
+	// StateConnected; after a lost connection StateReconnecting (once per
+	// attempt) and StateResumed; at the end StateClosed with the reason. It
+	// runs on the delivery goroutine, in order with the message handlers,
+	// so a StateClosed comes after the last message. Zero: no
+	// notifications.
 	OnStateChange func(StateChange)
+
+	// DisableReconnect makes the Client end when its connection ends.
+	// Zero (false): it reconnects, resumes and recovers by itself.
+	DisableReconnect bool
+	// ReconnectBaseDelay and ReconnectMaxDelay shape the backoff: attempt n
+	// waits a random time in [0, min(max, base·2^(n-1))] (full jitter).
+	// Zero means 200ms and 10s.
+	ReconnectBaseDelay time.Duration
+	ReconnectMaxDelay  time.Duration
+	// MaxReconnectAttempts ends the Client after that many failed attempts
+	// in a row. Zero: never give up (only terminal close codes end it).
+	MaxReconnectAttempts int
+	// DialTimeout bounds one reconnect attempt (handshake, resume and
+	// re-joins). Zero means 10s. The first Dial is bounded by its ctx.
+	DialTimeout time.Duration
 }
 
 const (
@@ -95,6 +115,15 @@ func (cfg Config) normalize() (Config, *url.URL, error) {
 	}
 	if cfg.MaxMessageBytes == 0 {
 		cfg.MaxMessageBytes = defaultMaxMessageBytes
+	}
+	if cfg.ReconnectBaseDelay <= 0 {
+		cfg.ReconnectBaseDelay = 200 * time.Millisecond
+	}
+	if cfg.ReconnectMaxDelay <= 0 {
+		cfg.ReconnectMaxDelay = 10 * time.Second
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -142,13 +171,20 @@ func isHTTPToken(s string) bool {
 // State is a connection state reported to Config.OnStateChange.
 type State int
 
-// Connection states. A later version with automatic reconnects adds states
-// between these two; switch statements should have a default case.
+// Connection states. Later versions may add states; switch statements
+// should have a default case.
 const (
-	// StateConnected: the server sent `connected`; requests can be made.
+	// StateConnected: the first connection is up; requests can be made.
 	StateConnected State = iota + 1
-	// StateClosed: the connection ended for good; StateChange.Err says why.
+	// StateClosed: the Client ended for good; StateChange.Err says why.
 	StateClosed
+	// StateReconnecting: the connection was lost (Err says why); the next
+	// attempt (Attempt, from 1) starts after Delay.
+	StateReconnecting
+	// StateResumed: connected again, session and rooms restored.
+	// Recovered is true when no message was lost: the session was resumed
+	// and every room's missed messages follow; Rooms has each room's result.
+	StateResumed
 )
 
 func (s State) String() string {
@@ -157,6 +193,10 @@ func (s State) String() string {
 		return "connected"
 	case StateClosed:
 		return "closed"
+	case StateReconnecting:
+		return "reconnecting"
+	case StateResumed:
+		return "resumed"
 	}
 	return "unknown"
 }
@@ -164,7 +204,29 @@ func (s State) String() string {
 // StateChange is one connection state transition.
 type StateChange struct {
 	State State
-	// Err is why the connection closed (StateClosed only): ErrClosed after
-	// Close, a *CloseError, or a transport error.
+	// Err is why the connection ended (StateReconnecting, StateClosed):
+	// ErrClosed after Close, a *CloseError, or a transport error.
+	Err error
+	// Attempt and Delay describe the next reconnect (StateReconnecting).
+	Attempt int
+	Delay   time.Duration
+	// Recovered and Rooms report a reconnect (StateResumed).
+	Recovered bool
+	Rooms     []RoomRecovery
+}
+
+// RoomRecovery is one room's outcome after a reconnect.
+type RoomRecovery struct {
+	Room string
+	// Recovered: every message after the last one delivered follows, in
+	// order. False: some are gone (the app should resync this room).
+	Recovered bool
+	// Position is where the room stood when it was re-joined.
+	Position protocol.Position
+	// EpochChanged: the room's state was reset on the server; offsets
+	// started again.
+	EpochChanged bool
+	// Err is set when the room could not be re-joined at all; the Client no
+	// longer follows it.
 	Err error
 }

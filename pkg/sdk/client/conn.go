@@ -16,7 +16,7 @@ import (
 // readLoop is the connection's only reader. It answers pings, routes
 // replies to their requests and queues messages for the handlers, until the
 // connection ends.
-func (c *Client) readLoop() {
+func (c *wire) readLoop() {
 	var err error
 	for {
 		var payload []byte
@@ -31,7 +31,7 @@ func (c *Client) readLoop() {
 }
 
 // finish ends the connection after the reader stopped with err.
-func (c *Client) finish(err error) {
+func (c *wire) finish(err error) {
 	if code, ok := closeCodeFor(err); ok {
 		_ = c.writeClose(code, "")
 	}
@@ -45,13 +45,12 @@ func (c *Client) finish(err error) {
 	c.ended = true
 	c.pendingMu.Unlock()
 	close(c.readerDone) // requests in flight now fail with Err
-	close(c.events)     // deliver drains, then closes done
 
 	final := c.Err()
 	if errors.Is(final, ErrClosed) {
 		c.log.Debug("roomcast: connection closed", "connection_id", c.info.ConnectionID)
 	} else {
-		c.log.Warn("roomcast: connection lost", "connection_id", c.info.ConnectionID, "err", final)
+		c.log.Info("roomcast: connection lost", "connection_id", c.info.ConnectionID, "err", final)
 	}
 }
 
@@ -79,7 +78,7 @@ var errBinaryFrame = errors.New("binary frame on a text subprotocol")
 
 // readMessage returns the payload of the next data message, handling the
 // control frames before it.
-func (c *Client) readMessage() ([]byte, error) {
+func (c *wire) readMessage() ([]byte, error) {
 	for {
 		if c.readTimeout > 0 {
 			_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout))
@@ -111,7 +110,7 @@ func (c *Client) readMessage() ([]byte, error) {
 }
 
 // readError classifies an error from the frame reader.
-func (c *Client) readError(err error) error {
+func (c *wire) readError(err error) error {
 	var ce *CloseError
 	switch {
 	case errors.As(err, &ce):
@@ -136,7 +135,7 @@ func isProtocolError(err error) bool {
 
 // handleIntermediate handles a control frame that arrives between the
 // fragments of a message.
-func (c *Client) handleIntermediate(h ws.Header, r io.Reader) error {
+func (c *wire) handleIntermediate(h ws.Header, r io.Reader) error {
 	p, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -146,7 +145,7 @@ func (c *Client) handleIntermediate(h ws.Header, r io.Reader) error {
 
 // handleControl answers pings with pongs and turns a close frame into a
 // *CloseError after acknowledging it.
-func (c *Client) handleControl(op ws.OpCode, p []byte) error {
+func (c *wire) handleControl(op ws.OpCode, p []byte) error {
 	switch op {
 	case ws.OpPing:
 		return c.writeFrame(ws.OpPong, p)
@@ -174,7 +173,7 @@ func echoCode(code ws.StatusCode) ws.StatusCode {
 }
 
 // handleFrame dispatches one decoded server frame.
-func (c *Client) handleFrame(payload []byte) error {
+func (c *wire) handleFrame(payload []byte) error {
 	f, err := c.codec.DecodeServerFrame(payload)
 	if err != nil {
 		// Skip rather than fail: a newer server may send frame types this
@@ -193,9 +192,7 @@ func (c *Client) handleFrame(payload []byte) error {
 		}
 		c.log.Warn("roomcast: server reported an error", "code", f.Error.Code, "message", f.Error.Message)
 	case f.Message != nil:
-		select {
-		case c.events <- f.Message:
-		default:
+		if !c.accept(f.Message) {
 			return ErrMessageBufferFull
 		}
 	case f.Connected != nil:
@@ -204,17 +201,20 @@ func (c *Client) handleFrame(payload []byte) error {
 	return nil
 }
 
-func (c *Client) routeReply(r *protocol.Reply) {
+func (c *wire) routeReply(r *protocol.Reply) {
 	c.pendingMu.Lock()
-	ch := c.pending[r.ID]
+	cl := c.pending[r.ID]
 	c.pendingMu.Unlock()
-	if ch == nil {
+	if cl == nil {
 		// The request's context was cancelled; nobody waits any more.
 		c.log.Debug("roomcast: dropping a reply nobody waits for", "id", r.ID)
 		return
 	}
+	if cl.hook != nil {
+		cl.hook(r)
+	}
 	select {
-	case ch <- r:
+	case cl.ch <- r:
 	default:
 		c.log.Warn("roomcast: server sent a second reply for one request", "id", r.ID)
 	}
@@ -222,7 +222,7 @@ func (c *Client) routeReply(r *protocol.Reply) {
 
 // writeFrame writes one frame, masking p in place (p must not be used
 // afterwards). A write error ends the connection.
-func (c *Client) writeFrame(op ws.OpCode, p []byte) error {
+func (c *wire) writeFrame(op ws.OpCode, p []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	if c.closeSent {
@@ -235,7 +235,7 @@ func (c *Client) writeFrame(op ws.OpCode, p []byte) error {
 }
 
 // writeClose writes a close frame with code (none when code is 0), once.
-func (c *Client) writeClose(code ws.StatusCode, reason string) error {
+func (c *wire) writeClose(code ws.StatusCode, reason string) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	if c.closeSent {
@@ -249,7 +249,7 @@ func (c *Client) writeClose(code ws.StatusCode, reason string) error {
 	return c.writeLocked(ws.OpClose, body)
 }
 
-func (c *Client) writeLocked(op ws.OpCode, p []byte) error {
+func (c *wire) writeLocked(op ws.OpCode, p []byte) error {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	f := ws.MaskFrameInPlace(ws.NewFrame(op, true, p))
 	err := ws.WriteFrame(c.bw, f)
@@ -265,7 +265,7 @@ func (c *Client) writeLocked(op ws.OpCode, p []byte) error {
 }
 
 // errOrClosed is the error for an operation on a connection that is ending.
-func (c *Client) errOrClosed() error {
+func (c *wire) errOrClosed() error {
 	c.errMu.Lock()
 	defer c.errMu.Unlock()
 	if c.err != nil {
