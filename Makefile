@@ -9,7 +9,7 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 PKGS        := $(shell $(GO) list -m -f '{{.Dir}}/...')
 SRC_DIRS    := pkg services cmd tests
 
-.PHONY: all build test test-unit test-disruptive lint fmt run bench fuzz tools
+.PHONY: all build test test-unit test-chaos test-disruptive lint fmt run bench fuzz tools
 
 all: lint build test
 
@@ -20,20 +20,24 @@ build:
 
 # test runs everything against the real Redis, RabbitMQ and PostgreSQL on
 # this machine: first every package in parallel (each test isolates itself
-# with its own vhost / key prefix), then, alone, the tests that stop or
-# restart a shared server.
-test: test-unit test-disruptive
+# with its own vhost / key prefix); then, alone, the chaos test (CPU-heavy:
+# kills gateways under 2,000 msg/s, no race detector) and the tests that
+# stop or restart a shared server.
+test: test-unit test-chaos test-disruptive
 
 test-unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-chaos:
+	$(GO) test -tags chaos -p 1 -count=1 -timeout 10m ./tests/chaos
 
 test-disruptive:
 	$(GO) test -race -tags disruptive -p 1 -count=1 -timeout 10m -run 'Restart|Disruptive' ./pkg/broker ./tests/disruptive
 
 lint:
 	@out=$$(gofmt -l $(SRC_DIRS)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet $(PKGS)
-	$(STATICCHECK) $(PKGS)
+	$(GO) vet -tags "chaos disruptive" $(PKGS)
+	$(STATICCHECK) -tags "chaos disruptive" $(PKGS)
 
 fmt:
 	gofmt -w $(SRC_DIRS)

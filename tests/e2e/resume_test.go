@@ -16,7 +16,6 @@ import (
 type rawSession struct {
 	r         *harness.Raw
 	connected *protocol.Connected
-	last      protocol.Position
 	msgs      []protocol.Message
 	nextID    uint64
 }

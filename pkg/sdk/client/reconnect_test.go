@@ -1,0 +1,224 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/roomcast/roomcast/pkg/protocol"
+)
+
+// states records state changes in order.
+type states struct {
+	mu  sync.Mutex
+	all []StateChange
+	ch  chan StateChange
+}
+
+func newStates() *states { return &states{ch: make(chan StateChange, 64)} }
+
+func (s *states) record(sc StateChange) {
+	s.mu.Lock()
+	s.all = append(s.all, sc)
+	s.mu.Unlock()
+	s.ch <- sc
+}
+
+// next waits for the next state change of kind want, skipping others.
+func (s *states) next(t *testing.T, want State) StateChange {
+	t.Helper()
+	for {
+		sc := recv(t, s.ch, "state "+want.String())
+		if sc.State == want {
+			return sc
+		}
+	}
+}
+
+func expectCmd(t *testing.T, fc *fakeConn, op protocol.Op) protocol.Command {
+	t.Helper()
+	c := fc.cmd(t)
+	if c.Op != op {
+		t.Fatalf("client sent %q, want %q", c.Op, op)
+	}
+	return c
+}
+
+// joinAt joins room on the first connection at position pos.
+func joinAt(t *testing.T, c *Client, fc *fakeConn, room string, pos protocol.Position) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { _, err := c.Join(context.Background(), room); done <- err }()
+	cmd := expectCmd(t, fc, protocol.OpJoin)
+	fc.reply(t, protocol.Reply{ID: cmd.ID, Room: room, Position: &pos})
+	if err := recv(t, done, "Join"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReconnectResumesAndRecoversWithoutDuplicates(t *testing.T) {
+	g := newFakeGateway(t)
+	st := newStates()
+	c, fc := dial(t, g, Config{OnStateChange: st.record, ReconnectBaseDelay: time.Millisecond})
+	got := make(chan uint64, 16)
+	c.OnMessage("r", func(m protocol.Message) { got <- m.Offset })
+	joinAt(t, c, fc, "r", protocol.Position{Offset: 3, Epoch: "e1"})
+	for _, off := range []uint64{4, 5} {
+		fc.message(t, protocol.Message{Room: "r", Offset: off, Epoch: "e1"})
+	}
+	if recv(t, got, "4") != 4 || recv(t, got, "5") != 5 {
+		t.Fatal("live messages out of order")
+	}
+
+	_ = fc.conn.Close() // the network drops: no close frame
+	st.next(t, StateReconnecting)
+	fc2 := g.accept(t)
+	fc2.sendConnected(t, protocol.Connected{ConnectionID: "conn-2", SessionID: "sess-2", ResumeToken: "tok-2"})
+	resume := expectCmd(t, fc2, protocol.OpResume)
+	if resume.SessionID != "sess-1" || resume.ResumeToken != "resume-secret" {
+		t.Fatalf("resume with %q/%q, want the first session's credentials", resume.SessionID, resume.ResumeToken)
+	}
+	fc2.reply(t, protocol.Reply{ID: resume.ID, SessionID: "sess-1", ResumeToken: "tok-3", Rooms: []string{"r"}})
+	join := expectCmd(t, fc2, protocol.OpJoin)
+	if join.Room != "r" || join.Since == nil || *join.Since != (protocol.Position{Offset: 5, Epoch: "e1"}) {
+		t.Fatalf("re-join %+v since %+v, want since offset 5 of e1", join, join.Since)
+	}
+	fc2.reply(t, protocol.Reply{ID: join.ID, Room: "r", Position: &protocol.Position{Offset: 7, Epoch: "e1"}, Recovered: true})
+	// The replay overlaps what was delivered (5): it must not repeat.
+	for _, off := range []uint64{5, 6, 7, 8} {
+		fc2.message(t, protocol.Message{Room: "r", Offset: off, Epoch: "e1"})
+	}
+	for _, want := range []uint64{6, 7, 8} {
+		if off := recv(t, got, fmt.Sprint(want)); off != want {
+			t.Fatalf("after resume got offset %d, want %d", off, want)
+		}
+	}
+	res := st.next(t, StateResumed)
+	if !res.Recovered || len(res.Rooms) != 1 || !res.Rooms[0].Recovered || res.Rooms[0].Room != "r" {
+		t.Fatalf("resumed %+v, want recovered room r", res)
+	}
+	if info := c.Info(); info.SessionID != "sess-1" || info.ResumeToken != "tok-3" {
+		t.Fatalf("after resume the client holds %q/%q, want sess-1 with the rotated token", info.SessionID, info.ResumeToken)
+	}
+}
+
+func TestRefusedResumeIsNotRecovered(t *testing.T) {
+	g := newFakeGateway(t)
+	st := newStates()
+	c, fc := dial(t, g, Config{OnStateChange: st.record, ReconnectBaseDelay: time.Millisecond})
+	joinAt(t, c, fc, "r", protocol.Position{Offset: 1, Epoch: "e1"})
+	_ = fc.conn.Close()
+	fc2 := g.accept(t)
+	fc2.sendConnected(t, protocol.Connected{SessionID: "sess-2", ResumeToken: "tok-2"})
+	resume := expectCmd(t, fc2, protocol.OpResume)
+	fc2.reply(t, protocol.Reply{ID: resume.ID, Error: &protocol.Error{Code: protocol.CodeSessionInvalid, Message: "expired"}})
+	join := expectCmd(t, fc2, protocol.OpJoin)
+	fc2.reply(t, protocol.Reply{ID: join.ID, Room: "r", Position: &protocol.Position{Offset: 9, Epoch: "e2"}})
+	res := st.next(t, StateResumed)
+	if res.Recovered || len(res.Rooms) != 1 || res.Rooms[0].Recovered || !res.Rooms[0].EpochChanged {
+		t.Fatalf("resumed %+v, want not recovered, epoch changed", res)
+	}
+	if info := c.Info(); info.SessionID != "sess-2" || info.ResumeToken != "tok-2" {
+		t.Fatalf("the client holds %q/%q, want the new connection's session", info.SessionID, info.ResumeToken)
+	}
+}
+
+func TestTerminalCloseCodesEndTheClient(t *testing.T) {
+	for _, code := range []protocol.CloseCode{protocol.CloseInvalidToken, protocol.CloseForbidden, protocol.CloseOriginRejected, protocol.CloseKicked, protocol.CloseUnsupportedProtocol} {
+		t.Run(code.String(), func(t *testing.T) {
+			g := newFakeGateway(t)
+			c, fc := dial(t, g, Config{ReconnectBaseDelay: time.Millisecond})
+			fc.close(t, code, "no")
+			waitClosed(t, c.Done(), "Done")
+			var ce *CloseError
+			if !errors.As(c.Err(), &ce) || ce.Code != code {
+				t.Fatalf("Err() = %v, want close %d", c.Err(), code)
+			}
+			select {
+			case <-g.conns:
+				t.Fatal("the client reconnected after a terminal close code")
+			default:
+			}
+		})
+	}
+}
+
+func TestServerShutdownReconnectsAtOnce(t *testing.T) {
+	g := newFakeGateway(t)
+	st := newStates()
+	// A base delay of a minute: only the 4000 rule can make it quick.
+	_, fc := dial(t, g, Config{OnStateChange: st.record, ReconnectBaseDelay: time.Minute, ReconnectMaxDelay: time.Minute})
+	fc.close(t, protocol.CloseServerShutdown, "draining")
+	sc := st.next(t, StateReconnecting)
+	if sc.Delay >= 100*time.Millisecond {
+		t.Fatalf("reconnect after 4000 waits %s, want under 100ms", sc.Delay)
+	}
+	g.accept(t)
+}
+
+func TestTokenExpiredFetchesANewToken(t *testing.T) {
+	g := newFakeGateway(t)
+	var calls atomic.Int32
+	provider := func(context.Context) (string, error) {
+		return fmt.Sprintf("tok-%d", calls.Add(1)), nil
+	}
+	_, fc := dial(t, g, Config{TokenProvider: provider, ReconnectBaseDelay: time.Millisecond})
+	if !slices.Contains(fc.protocols, protocol.TokenSubprotocolPrefix+"tok-1") {
+		t.Fatalf("first connection offered %v", fc.protocols)
+	}
+	fc.close(t, protocol.CloseTokenExpired, "expired")
+	fc2 := g.accept(t)
+	if !slices.Contains(fc2.protocols, protocol.TokenSubprotocolPrefix+"tok-2") {
+		t.Fatalf("after 4002 the client offered %v, want a new token from the provider", fc2.protocols)
+	}
+}
+
+func TestPublishIsRetriedWithTheSameIdempotencyKey(t *testing.T) {
+	g := newFakeGateway(t)
+	c, fc := dial(t, g, Config{ReconnectBaseDelay: time.Millisecond})
+	res := make(chan protocol.Position, 1)
+	go func() {
+		pos, err := c.Publish(context.Background(), "r", []byte(`1`))
+		if err != nil {
+			t.Errorf("Publish: %v", err)
+		}
+		res <- pos
+	}()
+	first := expectCmd(t, fc, protocol.OpPublish)
+	if first.IdempotencyKey == "" {
+		t.Fatal("publish sent without an idempotency key")
+	}
+	_ = fc.conn.Close() // the reply is lost with the connection
+	fc2 := g.accept(t)
+	fc2.sendConnected(t, protocol.Connected{SessionID: "sess-2", ResumeToken: "tok-2"})
+	resume := expectCmd(t, fc2, protocol.OpResume)
+	fc2.reply(t, protocol.Reply{ID: resume.ID, SessionID: "sess-1", ResumeToken: "tok-3"})
+	again := expectCmd(t, fc2, protocol.OpPublish)
+	if again.IdempotencyKey != first.IdempotencyKey {
+		t.Fatalf("retried with key %q, first was %q", again.IdempotencyKey, first.IdempotencyKey)
+	}
+	fc2.reply(t, protocol.Reply{ID: again.ID, Room: "r", Position: &protocol.Position{Offset: 12, Epoch: "e"}})
+	if pos := recv(t, res, "Publish"); pos.Offset != 12 {
+		t.Fatalf("Publish returned %+v", pos)
+	}
+}
+
+func TestCloseDuringBackoffEndsPromptly(t *testing.T) {
+	g := newFakeGateway(t)
+	st := newStates()
+	c, fc := dial(t, g, Config{OnStateChange: st.record, ReconnectBaseDelay: time.Hour, ReconnectMaxDelay: time.Hour})
+	_ = fc.conn.Close()
+	// The client now waits up to an hour (or, on a short draw, is stuck in
+	// an attempt the fake never answers): Close must cut either short.
+	st.next(t, StateReconnecting)
+	_ = c.Close()
+	waitClosed(t, c.Done(), "Done after Close during backoff")
+	if !errors.Is(c.Err(), ErrClosed) {
+		t.Fatalf("Err() = %v, want ErrClosed", c.Err())
+	}
+}
