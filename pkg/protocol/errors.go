@@ -25,6 +25,13 @@ const (
 	CodeNotFound        Code = "not_found"         // REST: no such resource
 )
 
+// Codes lists every error code, for documentation checks and SDKs.
+var Codes = []Code{
+	CodeBadRequest, CodeUnknownOp, CodeMissingID, CodeInvalidRoom, CodeMessageTooLarge,
+	CodeForbidden, CodeNotJoined, CodeTooManyRooms, CodeRateLimited, CodePublishFailed,
+	CodeUnavailable, CodeSessionInvalid, CodeInternal, CodeUnauthorized, CodeNotFound,
+}
+
 // Error is a protocol error: a stable code and a human-readable message.
 type Error struct {
 	Code    Code
