@@ -188,3 +188,34 @@ func TestResumeRefused(t *testing.T) {
 		t.Fatalf("resume after the window: %+v, want session_invalid", rep)
 	}
 }
+
+// TestStreamRulesPerRoom: ROOMCAST_STREAM_RULES gives one room a short
+// recovery stream; an old position there is not recoverable, while the
+// same position in a room with the default stream is.
+func TestStreamRulesPerRoom(t *testing.T) {
+	t.Parallel()
+	env := harness.NewEnv(t)
+	gw := env.Gateway(t, "gw-rules", `ROOMCAST_STREAM_RULES=[{"room":"tiny.*","size":10}]`, "GATEWAY_RATE=100000", "GATEWAY_BURST=100000")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	caps := token.Capabilities{"*": {token.OpJoin, token.OpPublish}}
+	pub, err := client.Dial(ctx, client.Config{URL: gw.WSURL(), Token: env.Token(t, "pub", caps, time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	// Past the stream's approximate trimming granularity (~100 entries).
+	tiny := publishN(t, ctx, pub, "tiny.room", 400)
+	big := publishN(t, ctx, pub, "big.room", 400)
+	s := dialSession(t, gw, env.Token(t, "late", caps, time.Hour))
+	if jr := s.call(t, map[string]any{"op": "join", "room": "tiny.room", "since": map[string]any{"offset": 1, "epoch": tiny.Epoch}}); jr.Error != nil || jr.Recovered {
+		t.Fatalf("join since offset 1 of a 10-message stream: %+v, want not recovered", jr)
+	}
+	if jr := s.call(t, map[string]any{"op": "join", "room": "big.room", "since": map[string]any{"offset": 1, "epoch": big.Epoch}}); jr.Error != nil || !jr.Recovered {
+		t.Fatalf("join since offset 1 of a default stream: %+v, want recovered", jr)
+	}
+	s.readUntil(t, 400)
+	if n := len(s.msgs); n != 399 {
+		t.Fatalf("replayed %d messages of big.room, want 399 (offsets 2..400)", n)
+	}
+}

@@ -51,7 +51,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	}
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
+	rules, err := cfg.ParseStreamRules()
+	if err != nil {
+		return err
+	}
 	rlog := roomlog.New(rdb, roomlog.Config{
+		Rules:          rules,
 		Prefix:         cfg.RedisPrefix,
 		StreamSize:     cfg.StreamSize,
 		StreamTTL:      cfg.StreamTTL,

@@ -3,11 +3,14 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	pkgconfig "github.com/roomcast/roomcast/pkg/config"
+	"github.com/roomcast/roomcast/pkg/roomlog"
 )
 
 // Config is the gateway configuration.
@@ -82,6 +85,11 @@ type Config struct {
 	StreamTTL      time.Duration `env:"ROOMCAST_STREAM_TTL" envDefault:"2m"`
 	MetaTTL        time.Duration `env:"ROOMCAST_META_TTL" envDefault:"24h"`
 	IdempotencyTTL time.Duration `env:"ROOMCAST_IDEMPOTENCY_TTL" envDefault:"2m"`
+	// StreamRules override StreamSize and StreamTTL per app or room
+	// pattern: a JSON array, first match wins, e.g.
+	// [{"app":"demo","room":"chat.*","size":5000,"ttl":"10m"}]. "app" ""
+	// or absent means any app; "room" uses '*' wildcards.
+	StreamRules string `env:"ROOMCAST_STREAM_RULES"`
 
 	// SessionTTL is the recovery window for sessions: how long a session
 	// outlives its connection and can be resumed on any node. Live
@@ -141,10 +149,50 @@ func (c *Config) Validate() error {
 	if c.SessionTTL <= c.HeartbeatInterval {
 		return fmt.Errorf("config: ROOMCAST_SESSION_TTL (%s) must exceed GATEWAY_HEARTBEAT_INTERVAL (%s)", c.SessionTTL, c.HeartbeatInterval)
 	}
+	if _, err := c.ParseStreamRules(); err != nil {
+		return err
+	}
 	if _, err := c.ParseKeys(); err != nil {
 		return err
 	}
 	return nil
+}
+
+// streamRule is one element of ROOMCAST_STREAM_RULES.
+type streamRule struct {
+	App  string `json:"app"`
+	Room string `json:"room"`
+	Size int    `json:"size"`
+	TTL  string `json:"ttl"`
+}
+
+// ParseStreamRules parses ROOMCAST_STREAM_RULES.
+func (c *Config) ParseStreamRules() ([]roomlog.Rule, error) {
+	if strings.TrimSpace(c.StreamRules) == "" {
+		return nil, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(c.StreamRules))
+	dec.DisallowUnknownFields()
+	var raw []streamRule
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("config: ROOMCAST_STREAM_RULES: %w", err)
+	}
+	rules := make([]roomlog.Rule, 0, len(raw))
+	for i, r := range raw {
+		rule := roomlog.Rule{App: r.App, RoomPattern: r.Room, StreamSize: r.Size}
+		if r.Size < 0 {
+			return nil, fmt.Errorf("config: ROOMCAST_STREAM_RULES[%d]: size must not be negative", i)
+		}
+		if r.TTL != "" {
+			d, err := time.ParseDuration(r.TTL)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("config: ROOMCAST_STREAM_RULES[%d]: ttl %q is not a positive duration", i, r.TTL)
+			}
+			rule.StreamTTL = d
+		}
+		rules = append(rules, rule)
+	}
+	return rules, nil
 }
 
 // ParseKeys parses ROOMCAST_KEYS.
