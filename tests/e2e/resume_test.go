@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/sdk/client"
+	"github.com/roomcast/roomcast/pkg/testenv"
 	"github.com/roomcast/roomcast/tests/harness"
 )
 
@@ -218,4 +221,67 @@ func TestStreamRulesPerRoom(t *testing.T) {
 	if n := len(s.msgs); n != 399 {
 		t.Fatalf("replayed %d messages of big.room, want 399 (offsets 2..400)", n)
 	}
+}
+
+// TestShortLivedTokensAreRefreshedWithoutLoss: a subscriber whose token
+// provider mints 3-second tokens keeps its connection going for 8 s (its
+// SDK swaps in a fresh connection before each token expires) and receives
+// every message once, in order, without ever being closed for expiry.
+func TestShortLivedTokensAreRefreshedWithoutLoss(t *testing.T) {
+	t.Parallel()
+	env := harness.NewEnv(t)
+	gw := env.Gateway(t, "gw-refresh", "GATEWAY_RATE=100000", "GATEWAY_BURST=100000")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	caps := token.Capabilities{"*": {token.OpJoin, token.OpPublish}}
+	var expiredCloses, reconnects atomic.Int32
+	rec := &recorder{}
+	sub, err := client.Dial(ctx, client.Config{
+		URL: gw.WSURL(),
+		TokenProvider: func(context.Context) (string, error) {
+			return token.Mint(env.Key, "short", caps, 3*time.Second, time.Now())
+		},
+		OnStateChange: func(sc client.StateChange) {
+			if sc.State == client.StateReconnecting {
+				reconnects.Add(1)
+				var ce *client.CloseError
+				if errors.As(sc.Err, &ce) && ce.Code == protocol.CloseTokenExpired {
+					expiredCloses.Add(1)
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	sub.OnAnyMessage(rec.add)
+	if _, err := sub.Join(ctx, "ticker"); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := client.Dial(ctx, client.Config{URL: gw.WSURL(), Token: env.Token(t, "pub", caps, time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	var last protocol.Position
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); {
+		if last, err = pub.Publish(ctx, "ticker", []byte(`1`)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	testenv.WaitFor(t, 10*time.Second, "subscriber has every message", func() bool { return rec.len() >= int(last.Offset) })
+	for k, m := range rec.snapshot() {
+		if m.Offset != uint64(k+1) {
+			t.Fatalf("message %d has offset %d (gap or duplicate around a token refresh)", k, m.Offset)
+		}
+	}
+	if n := expiredCloses.Load(); n != 0 {
+		t.Fatalf("the connection was closed for token expiry %d times; the SDK should refresh first", n)
+	}
+	if n := reconnects.Load(); n != 0 {
+		t.Fatalf("%d reconnects; token refreshes should be seamless", n)
+	}
+	t.Logf("%d messages over %s of 3-second tokens, none lost or repeated", last.Offset, 8*time.Second)
 }

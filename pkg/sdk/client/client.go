@@ -24,13 +24,18 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/gobwas/ws"
 
 	"github.com/roomcast/roomcast/pkg/protocol"
 )
@@ -111,7 +116,47 @@ func (c *Client) dial(ctx context.Context) (*wire, error) {
 		return nil, err
 	}
 	cfg.Token, cfg.TokenProvider = tok, nil
-	return dialWire(ctx, cfg, c.accept)
+	w, err := dialWire(ctx, cfg, c.accept)
+	if err != nil {
+		return nil, err
+	}
+	w.connectedAt = time.Now()
+	if c.cfg.TokenProvider != nil {
+		w.tokenExp = tokenExpiry(tok)
+	}
+	return w, nil
+}
+
+// tokenExpiry reads a JWT's exp claim without verifying it (the server
+// does that); zero if there is none.
+func tokenExpiry(tok string) time.Time {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return time.Time{}
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}
+	}
+	var claims struct {
+		Exp float64 `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(claims.Exp), 0)
+}
+
+// refreshAt is when to replace w because its token is about to expire:
+// a tenth of the token's life before exp, at least 2 s and at most half of
+// it. ok is false when the token cannot be refreshed (no provider, no exp).
+func refreshAt(w *wire) (time.Time, bool) {
+	if w.tokenExp.IsZero() {
+		return time.Time{}, false
+	}
+	life := w.tokenExp.Sub(w.connectedAt)
+	margin := min(max(life/10, 2*time.Second), life/2)
+	return w.tokenExp.Add(-margin), true
 }
 
 // accept runs on the current connection's reader for every message: it
@@ -399,7 +444,10 @@ func (c *Client) deliver() {
 // the Client is closed or a reconnect is not allowed.
 func (c *Client) run(w *wire) {
 	for {
-		<-w.readerDone
+		if next, ok := c.watch(w); ok {
+			w = next // replaced before its token expired
+			continue
+		}
 		cause := w.Err()
 		c.mu.Lock()
 		c.cur = nil
@@ -419,6 +467,88 @@ func (c *Client) run(w *wire) {
 			return
 		}
 		w = next
+	}
+}
+
+// watch waits until w ends (ok false) or, when w's token is about to
+// expire, replaces it with a connection made with a fresh token from the
+// provider (ok true): make before break, so no message waits for a
+// reconnect. Both connections deliver for a moment; offsets drop the
+// duplicates.
+func (c *Client) watch(w *wire) (*wire, bool) {
+	at, refresh := refreshAt(w)
+	for {
+		var timer <-chan time.Time
+		var t *time.Timer
+		if refresh {
+			t = time.NewTimer(time.Until(at))
+			timer = t.C
+		}
+		select {
+		case <-w.readerDone:
+			if t != nil {
+				t.Stop()
+			}
+			return nil, false
+		case <-timer:
+		}
+		next, ch, err := c.attempt()
+		if err != nil {
+			// Try again shortly; at expiry the server closes with 4002 and
+			// the ordinary reconnect takes over.
+			c.log.Info("roomcast: token refresh failed; retrying", "err", err)
+			at = time.Now().Add(time.Second)
+			continue
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			next.close()
+			return nil, false
+		}
+		c.cur = next
+		c.mu.Unlock()
+		go w.closeWith(ws.StatusGoingAway)
+		c.reconcile(next, ch.Rooms)
+		c.log.Debug("roomcast: connection replaced before its token expired")
+		return next, true
+	}
+}
+
+// reconcile fixes up rooms joined or left on the old connection while the
+// new one was being restored (restored lists what the new one joined).
+func (c *Client) reconcile(w *wire, restored []RoomRecovery) {
+	have := map[string]bool{}
+	for _, r := range restored {
+		if r.Err == nil {
+			have[r.Room] = true
+		}
+	}
+	c.mu.Lock()
+	var join []string
+	for name := range c.rooms {
+		if !have[name] {
+			join = append(join, name)
+		}
+		delete(have, name)
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+	defer cancel()
+	for _, name := range join {
+		c.mu.Lock()
+		var since *protocol.Position
+		if st := c.rooms[name]; st != nil && st.pos.Epoch != "" {
+			p := st.pos
+			since = &p
+		}
+		c.mu.Unlock()
+		if _, err := w.request(ctx, &protocol.Command{Op: protocol.OpJoin, Room: name, Since: since}, c.joinHook(name, since)); err != nil {
+			c.log.Warn("roomcast: re-join after token refresh failed", "room", name, "err", err)
+		}
+	}
+	for name := range have { // left meanwhile
+		_, _ = w.request(ctx, &protocol.Command{Op: protocol.OpLeave, Room: name}, nil)
 	}
 }
 

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -220,5 +221,61 @@ func TestCloseDuringBackoffEndsPromptly(t *testing.T) {
 	waitClosed(t, c.Done(), "Done after Close during backoff")
 	if !errors.Is(c.Err(), ErrClosed) {
 		t.Fatalf("Err() = %v, want ErrClosed", c.Err())
+	}
+}
+
+// jwtWithExp builds a token the client can read exp from (the fake does
+// not verify signatures).
+func jwtWithExp(n int, exp time.Time) string {
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	return enc(`{"alg":"HS256","kid":"k1"}`) + "." + enc(fmt.Sprintf(`{"sub":"alice","n":%d,"exp":%d}`, n, exp.Unix())) + ".c2ln"
+}
+
+func TestTokenIsRefreshedBeforeItExpires(t *testing.T) {
+	g := newFakeGateway(t)
+	var calls atomic.Int32
+	provider := func(context.Context) (string, error) {
+		n := int(calls.Add(1))
+		// Expires 4 s after issue: refreshed 2 s before, with no outage.
+		return jwtWithExp(n, time.Now().Add(4*time.Second)), nil
+	}
+	st := newStates()
+	c, fc := dial(t, g, Config{TokenProvider: provider, OnStateChange: st.record})
+	got := make(chan uint64, 16)
+	c.OnMessage("r", func(m protocol.Message) { got <- m.Offset })
+	joinAt(t, c, fc, "r", protocol.Position{Offset: 1, Epoch: "e"})
+	fc.message(t, protocol.Message{Room: "r", Offset: 2, Epoch: "e"})
+	recv(t, got, "offset 2")
+
+	// The replacement connection arrives while the first is still open.
+	fc2 := g.accept(t)
+	if calls.Load() != 2 || slices.Equal(fc2.protocols, fc.protocols) {
+		t.Fatalf("replacement offered %v after %d provider calls, want a second token", fc2.protocols, calls.Load())
+	}
+	fc2.sendConnected(t, protocol.Connected{SessionID: "sess-2", ResumeToken: "tok-2"})
+	resume := expectCmd(t, fc2, protocol.OpResume)
+	fc2.reply(t, protocol.Reply{ID: resume.ID, SessionID: "sess-1", ResumeToken: "tok-3"})
+	join := expectCmd(t, fc2, protocol.OpJoin)
+	if join.Since == nil || join.Since.Offset != 2 {
+		t.Fatalf("re-join since %+v, want offset 2", join.Since)
+	}
+	fc2.reply(t, protocol.Reply{ID: join.ID, Room: "r", Position: &protocol.Position{Offset: 3, Epoch: "e"}, Recovered: true})
+	// Both connections deliver offset 3 for a moment: once to the handler.
+	fc.message(t, protocol.Message{Room: "r", Offset: 3, Epoch: "e"})
+	fc2.message(t, protocol.Message{Room: "r", Offset: 3, Epoch: "e"})
+	fc2.message(t, protocol.Message{Room: "r", Offset: 4, Epoch: "e"})
+	if a, b := recv(t, got, "3"), recv(t, got, "4"); a != 3 || b != 4 {
+		t.Fatalf("got %d, %d; want 3, 4", a, b)
+	}
+	// The old connection is handed over with 1001, which keeps the session.
+	if code := recv(t, fc.closes, "the old connection's close"); code != 1001 {
+		t.Fatalf("old connection closed with %d, want 1001", code)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, sc := range st.all {
+		if sc.State == StateReconnecting {
+			t.Fatalf("a token refresh looked like a reconnect: %+v", sc)
+		}
 	}
 }

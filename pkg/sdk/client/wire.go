@@ -55,6 +55,11 @@ type wire struct {
 	closeOnce  sync.Once
 	readerDone chan struct{}
 
+	// connectedAt and tokenExp (zero when unknown) let the Client refresh a
+	// provider's token before the server closes for expiry.
+	connectedAt time.Time
+	tokenExp    time.Time
+
 	errMu sync.Mutex
 	err   error
 }
@@ -254,13 +259,17 @@ func (c *wire) Err() error {
 	return c.err
 }
 
-// close sends close 1000, waits briefly for the acknowledgement and drops
-// the connection.
-func (c *wire) close() {
+// close sends close 1000 (which ends the session on the server), waits
+// briefly for the acknowledgement and drops the connection.
+func (c *wire) close() { c.closeWith(ws.StatusNormalClosure) }
+
+// closeWith is close with another code: 1001 hands the session over to a
+// newer connection instead of ending it.
+func (c *wire) closeWith(code ws.StatusCode) {
 	c.closeOnce.Do(func() {
 		c.closing.Store(true)
 		c.setErr(ErrClosed)
-		if err := c.writeClose(ws.StatusNormalClosure, ""); err == nil {
+		if err := c.writeClose(code, ""); err == nil {
 			t := time.NewTimer(closeTimeout)
 			select {
 			case <-c.readerDone:
