@@ -5,6 +5,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -50,6 +51,12 @@ type Config struct {
 	// before any upgrade work; over the limit gets HTTP 429.
 	IPRate  float64 `env:"GATEWAY_IP_RATE" envDefault:"20"`
 	IPBurst int     `env:"GATEWAY_IP_BURST" envDefault:"100"`
+
+	// TrustedProxies lists the CIDRs of load balancers in front of the
+	// gateway (comma-separated). For a request from one of them, the client
+	// address for the per-IP limit is the rightmost X-Forwarded-For entry
+	// that is not itself a trusted proxy. Empty: the TCP peer is the client.
+	TrustedProxies string `env:"GATEWAY_TRUSTED_PROXIES"`
 
 	// AllowedOrigins is a comma-separated list of allowed Origin values
 	// ('*' wildcards allowed, e.g. "https://*.example.com"). "*" allows any
@@ -149,6 +156,9 @@ func (c *Config) Validate() error {
 	if c.SessionTTL <= c.HeartbeatInterval {
 		return fmt.Errorf("config: ROOMCAST_SESSION_TTL (%s) must exceed GATEWAY_HEARTBEAT_INTERVAL (%s)", c.SessionTTL, c.HeartbeatInterval)
 	}
+	if _, err := c.ParseTrustedProxies(); err != nil {
+		return err
+	}
 	if _, err := c.ParseStreamRules(); err != nil {
 		return err
 	}
@@ -156,6 +166,26 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return nil
+}
+
+// ParseTrustedProxies parses GATEWAY_TRUSTED_PROXIES.
+func (c *Config) ParseTrustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(c.TrustedProxies, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("config: GATEWAY_TRUSTED_PROXIES: %q is not a CIDR or address", f)
+			}
+			p = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // streamRule is one element of ROOMCAST_STREAM_RULES.

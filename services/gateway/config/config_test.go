@@ -57,6 +57,7 @@ func TestValidateRejects(t *testing.T) {
 		"zero rate":                       func(c *Config) { c.Rate = 0 },
 		"bad key list":                    func(c *Config) { c.Keys = "not-a-key" },
 		"no shards":                       func(c *Config) { c.Shards = 0 },
+		"bad trusted proxy":               func(c *Config) { c.TrustedProxies = "10.0.0.0/8, not-an-ip" },
 	}
 	for name, mutate := range cases {
 		c := valid()

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ type Server struct {
 	verifier *token.Verifier
 	node     string
 	origins  []string
+	proxies  []netip.Prefix
 	ipLimit  *ipLimiter
 	log      *slog.Logger
 
@@ -51,7 +53,9 @@ func New(deps *conn.Deps, verifier *token.Verifier, node string) *Server {
 			origins = append(origins, o)
 		}
 	}
+	proxies, _ := cfg.ParseTrustedProxies() // validated with the config
 	return &Server{
+		proxies:  proxies,
 		deps:     deps,
 		verifier: verifier,
 		node:     node,
@@ -154,7 +158,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, "node is draining; connect to another node")
 		return
 	}
-	if !s.ipLimit.allow(clientIP(r), time.Now()) {
+	if !s.ipLimit.allow(s.clientIP(r), time.Now()) {
 		m.RejectedHandshake.WithLabelValues("ip_rate").Inc()
 		w.Header().Set("Retry-After", "1")
 		WriteError(w, http.StatusTooManyRequests, protocol.CodeRateLimited, "too many connection attempts from this address")
@@ -330,12 +334,45 @@ func (s *Server) originAllowed(origin string) bool {
 	return false
 }
 
-func clientIP(r *http.Request) string {
+// clientIP is the address the per-IP limit counts: the TCP peer, or for a
+// trusted proxy the rightmost X-Forwarded-For entry that is not a trusted
+// proxy (entries further left are the client's to forge).
+func (s *Server) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if !s.trusted(host) {
+		return host
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if _, err := netip.ParseAddr(hop); err != nil {
+			break // garbage: stop at the last address we can trust
+		}
+		if !s.trusted(hop) {
+			return hop
+		}
 	}
 	return host
+}
+
+func (s *Server) trusted(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func newID() string {
