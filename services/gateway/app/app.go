@@ -25,6 +25,7 @@ import (
 	"github.com/roomcast/roomcast/services/gateway/internal/conn"
 	"github.com/roomcast/roomcast/services/gateway/internal/hub"
 	"github.com/roomcast/roomcast/services/gateway/internal/metrics"
+	"github.com/roomcast/roomcast/services/gateway/internal/rest"
 	"github.com/roomcast/roomcast/services/gateway/internal/server"
 	"github.com/roomcast/roomcast/services/gateway/internal/wsframe"
 )
@@ -43,7 +44,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	if len(keys) == 0 {
 		log.Warn("ROOMCAST_KEYS is empty: no token can be verified, every connection will be refused")
 	}
-	verifier := &token.Verifier{Keys: token.NewStaticKeyring(keys...), Leeway: cfg.TokenLeeway}
+	keyring := token.NewStaticKeyring(keys...)
+	verifier := &token.Verifier{Keys: keyring, Leeway: cfg.TokenLeeway}
 
 	ropts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
@@ -102,6 +104,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 
 	mux := http.NewServeMux()
 	srv.Mount(mux)
+	rest.New(cfg, keyring, verifier, h, log.With("component", "rest")).Mount(mux)
 	observability.Mount(mux, reg,
 		observability.Check{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		observability.Check{Name: "amqp", Func: func(context.Context) error {

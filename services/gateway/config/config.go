@@ -37,6 +37,9 @@ type Config struct {
 	MaxRoomNameBytes int `env:"GATEWAY_MAX_ROOM_NAME_BYTES" envDefault:"200"`
 	// MaxEventBytes caps event names and idempotency keys.
 	MaxEventBytes int `env:"GATEWAY_MAX_EVENT_BYTES" envDefault:"128"`
+	// RESTMaxBodyBytes caps a REST request body (a batch of 100 messages
+	// needs room for 100 × GATEWAY_MAX_MESSAGE_BYTES).
+	RESTMaxBodyBytes int `env:"GATEWAY_REST_MAX_BODY_BYTES" envDefault:"8388608"`
 	// MaxRooms caps the rooms one connection may be joined to.
 	MaxRooms int `env:"GATEWAY_MAX_ROOMS" envDefault:"100"`
 
@@ -133,6 +136,7 @@ func (c *Config) Validate() error {
 		"GATEWAY_MAX_ROOM_NAME_BYTES": c.MaxRoomNameBytes,
 		"GATEWAY_MAX_EVENT_BYTES":     c.MaxEventBytes,
 		"GATEWAY_MAX_ROOMS":           c.MaxRooms,
+		"GATEWAY_REST_MAX_BODY_BYTES": c.RESTMaxBodyBytes,
 		"GATEWAY_BURST":               c.Burst,
 		"GATEWAY_IP_BURST":            c.IPBurst,
 		"GATEWAY_OUTBOX_FRAMES":       c.OutboxFrames,

@@ -12,6 +12,7 @@ func valid() Config {
 	var c Config
 	c.Shards = 256
 	c.MaxFrameBytes, c.MaxMessageBytes, c.MaxRoomNameBytes, c.MaxEventBytes, c.MaxRooms = 2048, 1024, 200, 128, 10
+	c.RESTMaxBodyBytes = 1 << 20
 	c.Burst, c.IPBurst, c.OutboxFrames, c.OutboxBytes, c.HeartbeatMisses = 10, 10, 10, 1024, 2
 	c.Rate, c.IPRate = 10, 10
 	c.HeartbeatInterval, c.DrainTimeout, c.PublishTimeout, c.GapWait, c.SessionTTL = time.Second, time.Second, time.Second, time.Millisecond, time.Minute

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -24,6 +23,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/services/gateway/internal/conn"
+	"github.com/roomcast/roomcast/services/gateway/internal/httpjson"
 	"github.com/roomcast/roomcast/services/gateway/internal/wsframe"
 )
 
@@ -155,13 +155,13 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 	m := s.deps.Metrics
 	if s.draining.Load() {
 		m.RejectedHandshake.WithLabelValues("draining").Inc()
-		WriteError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, "node is draining; connect to another node")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, "node is draining; connect to another node")
 		return
 	}
 	if !s.ipLimit.allow(s.clientIP(r), time.Now()) {
 		m.RejectedHandshake.WithLabelValues("ip_rate").Inc()
 		w.Header().Set("Retry-After", "1")
-		WriteError(w, http.StatusTooManyRequests, protocol.CodeRateLimited, "too many connection attempts from this address")
+		httpjson.WriteError(w, http.StatusTooManyRequests, protocol.CodeRateLimited, "too many connection attempts from this address")
 		return
 	}
 
@@ -379,12 +379,4 @@ func newID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// WriteError writes the JSON error body every HTTP endpoint uses:
-// {"error":{"code":"...","message":"..."}}.
-func WriteError(w http.ResponseWriter, status int, code protocol.Code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": string(code), "message": msg}})
 }
