@@ -35,3 +35,29 @@ func TestProtocolDocMatchesTheCode(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPIErrorCodesMatchTheCode keeps the error-code enum in
+// docs/openapi.yaml equal to protocol.Codes.
+func TestOpenAPIErrorCodesMatchTheCode(t *testing.T) {
+	b, err := os.ReadFile("../../docs/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)enum: \[([^\]]*)\]`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("docs/openapi.yaml has no error-code enum")
+	}
+	inSpec := map[string]bool{}
+	for _, f := range strings.Split(string(m[1]), ",") {
+		inSpec[strings.TrimSpace(f)] = true
+	}
+	for _, c := range protocol.Codes {
+		if !inSpec[string(c)] {
+			t.Errorf("docs/openapi.yaml error enum lacks %s", c)
+		}
+		delete(inSpec, string(c))
+	}
+	for c := range inSpec {
+		t.Errorf("docs/openapi.yaml lists %s, which is not a protocol code", c)
+	}
+}

@@ -26,18 +26,18 @@ type restResponse struct {
 
 func post(t *testing.T, url, cred string, body any) restResponse {
 	t.Helper()
-	var rd io.Reader
+	var reqBody []byte
 	switch b := body.(type) {
 	case string:
-		rd = strings.NewReader(b)
+		reqBody = []byte(b)
 	default:
 		js, err := json.Marshal(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rd = bytes.NewReader(js)
+		reqBody = js
 	}
-	req, err := http.NewRequest(http.MethodPost, url, rd)
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(reqBody))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +58,7 @@ func post(t *testing.T, url, cred string, body any) restResponse {
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("%s answered with Content-Type %q", url, ct)
 	}
+	checkAgainstSpec(t, http.MethodPost, url, req.Header, reqBody, resp.StatusCode, resp.Header, raw)
 	return out
 }
 
