@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,25 +16,6 @@ import (
 	"github.com/roomcast/roomcast/pkg/testenv"
 	"github.com/roomcast/roomcast/tests/harness"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a process to write while the
-// test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRoomcastRunWithCLI is the README's quick start as a test: `roomcast
 // run` starts the platform and prints a dev key, `roomcast sub` and
@@ -73,10 +53,10 @@ func TestRoomcastRunWithCLI(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	subOut := &lockedBuffer{}
+	subOut := &harness.SyncBuffer{}
 	sub := exec.CommandContext(ctx, bin, "sub", "--url", url, "--key", key, "--client", "reader", "cli.room")
 	sub.Stdout = subOut
-	subErr := &lockedBuffer{}
+	subErr := &harness.SyncBuffer{}
 	sub.Stderr = subErr
 	sub.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := sub.Start(); err != nil {

@@ -138,7 +138,7 @@ func (e *Env) Gateway(t testing.TB, node string, extraEnv ...string) *Process {
 type Process struct {
 	Addr string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *SyncBuffer
 	done chan struct{}
 	err  error
 }
@@ -151,7 +151,7 @@ func Start(t testing.TB, bin string, env []string, args ...string) *Process {
 	cmd.Env = append(os.Environ(), env...)
 	// The child dies with the test binary even if cleanup never runs.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -245,18 +245,20 @@ func (p *Process) Exited() bool {
 // Logs returns everything the process logged so far.
 func (p *Process) Logs() string { return p.logs.String() }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that a process may write while a test
+// reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
