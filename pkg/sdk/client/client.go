@@ -33,6 +33,7 @@ import (
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -59,10 +60,14 @@ type Client struct {
 	anyHandler   func(protocol.Message)
 
 	events chan event
+	queued atomic.Int64  // messages in events; state changes do not count
 	stop   chan struct{} // closed by Close
 	done   chan struct{} // handlers drained after the end
 	once   sync.Once
 }
+
+// stateHeadroom is the room in the event queue for state changes.
+const stateHeadroom = 16
 
 // roomState is what the client knows of one joined room.
 type roomState struct {
@@ -92,9 +97,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		connected:    make(chan struct{}),
 		rooms:        make(map[string]*roomState),
 		roomHandlers: make(map[string]func(protocol.Message)),
-		events:       make(chan event, cfg.MessageBuffer),
-		stop:         make(chan struct{}),
-		done:         make(chan struct{}),
+		// Room for state changes beyond the message buffer: they never
+		// take a message's place.
+		events: make(chan event, cfg.MessageBuffer+stateHeadroom),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	w, err := c.dial(ctx)
 	if err != nil {
@@ -171,9 +178,14 @@ func (c *Client) accept(m *protocol.Message) bool {
 	if !m.Transient && st != nil && st.pos.Epoch == m.Epoch && m.Offset <= st.pos.Offset {
 		return true // duplicate
 	}
+	if c.queued.Load() >= int64(c.cfg.MessageBuffer) {
+		return false
+	}
+	c.queued.Add(1) // before the send: deliver decrements after receiving
 	select {
 	case c.events <- event{msg: m}:
-	default:
+	default: // state changes piled up behind a stuck handler
+		c.queued.Add(-1)
 		return false
 	}
 	if !m.Transient && st != nil {
@@ -422,6 +434,7 @@ func (c *Client) deliver() {
 			}
 			continue
 		}
+		c.queued.Add(-1)
 		select {
 		case <-c.stop:
 			continue // Close was called: drain without delivering

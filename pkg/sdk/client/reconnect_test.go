@@ -259,9 +259,10 @@ func TestTokenIsRefreshedBeforeItExpires(t *testing.T) {
 	if join.Since == nil || join.Since.Offset != 2 {
 		t.Fatalf("re-join since %+v, want offset 2", join.Since)
 	}
-	fc2.reply(t, protocol.Reply{ID: join.ID, Room: "r", Position: &protocol.Position{Offset: 3, Epoch: "e"}, Recovered: true})
-	// Both connections deliver offset 3 for a moment: once to the handler.
+	// Both connections deliver offset 3 (the old one still runs until the
+	// new one is restored): the handler gets it once.
 	fc.message(t, protocol.Message{Room: "r", Offset: 3, Epoch: "e"})
+	fc2.reply(t, protocol.Reply{ID: join.ID, Room: "r", Position: &protocol.Position{Offset: 3, Epoch: "e"}, Recovered: true})
 	fc2.message(t, protocol.Message{Room: "r", Offset: 3, Epoch: "e"})
 	fc2.message(t, protocol.Message{Room: "r", Offset: 4, Epoch: "e"})
 	if a, b := recv(t, got, "3"), recv(t, got, "4"); a != 3 || b != 4 {
