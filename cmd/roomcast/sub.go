@@ -72,11 +72,19 @@ func runSub(ctx context.Context, args []string, e *env) int {
 		case client.StateResumed:
 			fmt.Fprintf(stderr, "roomcast sub: resumed recovered=%t\n", sc.Recovered)
 			for _, r := range sc.Rooms {
-				if !r.Recovered {
+				switch {
+				case r.Err != nil:
+					fmt.Fprintf(stderr, "roomcast sub: room %q not re-joined: %v\n", r.Room, r.Err)
+				case r.EpochChanged:
+					fmt.Fprintf(stderr, "roomcast sub: room %q not recovered (its epoch changed): messages may be missing\n", r.Room)
+				case !r.Recovered:
 					fmt.Fprintf(stderr, "roomcast sub: room %q not recovered: messages may be missing\n", r.Room)
 				}
 			}
 		}
+	}
+	cfg.OnEpochChange = func(ec client.EpochChange) {
+		fmt.Fprintf(stderr, "roomcast sub: room %q epoch changed from %q to %q: messages may be missing\n", ec.Room, ec.Old.Epoch, ec.New.Epoch)
 	}
 
 	c, err := cf.dial(ctx, cfg)

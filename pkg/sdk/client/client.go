@@ -72,20 +72,25 @@ const stateHeadroom = 16
 // roomState is what the client knows of one joined room.
 type roomState struct {
 	pos protocol.Position // last message accepted (or the join position)
+	// epochChange is an epoch change a re-join found, reported with the
+	// room's first message of the new epoch.
+	epochChange *EpochChange
 }
 
 // event is a message or a state change, delivered in order.
 type event struct {
 	msg   *protocol.Message
+	epoch *EpochChange // reported just before msg
 	state *StateChange
 }
 
 // Dial connects to the gateway and returns once the server has accepted the
-// connection. The first connection is not retried: an error here is about
-// the URL, the token or the network, and is returned as it is (a
-// *CloseError for a refused token, a *HandshakeError for an HTTP refusal).
-// After that, the Client reconnects by itself until Close or a terminal
-// close code.
+// connection. The first connection is not retried, whatever the error: an
+// error here is about the URL, the token or the network, and is returned as
+// it is (a *CloseError for a refused token, a *HandshakeError for an HTTP
+// refusal, a network error), so a misconfigured client fails fast instead
+// of looping. After that, the Client reconnects by itself until Close, a
+// terminal close code or Config.MaxReconnectAttempts.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	cfg, _, err := cfg.normalize()
 	if err != nil {
@@ -103,14 +108,22 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	go c.deliver()
+	c.events <- event{state: &StateChange{State: StateConnecting}}
 	w, err := c.dial(ctx)
 	if err != nil {
+		c.mu.Lock()
+		c.markClosedLocked(err)
+		c.mu.Unlock()
+		close(c.events)
+		<-c.done // no goroutine outlives a failed Dial
 		return nil, err
 	}
+	c.mu.Lock()
 	c.sessionID, c.resumeTok = w.info.SessionID, w.info.ResumeToken
 	c.cur = w
 	close(c.connected)
-	go c.deliver()
+	c.mu.Unlock()
 	c.events <- event{state: &StateChange{State: StateConnected}}
 	go c.run(w)
 	return c, nil
@@ -168,28 +181,41 @@ func refreshAt(w *wire) (time.Time, bool) {
 
 // accept runs on the current connection's reader for every message: it
 // drops what was already delivered (replays overlap live traffic after a
-// resume) and queues the rest for the handlers. False means the buffer is
-// full; the message is then not counted as delivered, so the resume that
-// follows asks for it again.
+// resume) and messages of rooms the Client does not follow (any more), and
+// queues the rest for the handlers, with the room's epoch change if it has
+// one. False means the buffer is full; the message is then not counted as
+// delivered, so the resume that follows asks for it again.
 func (c *Client) accept(m *protocol.Message) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.rooms[m.Room]
-	if !m.Transient && st != nil && st.pos.Epoch == m.Epoch && m.Offset <= st.pos.Offset {
-		return true // duplicate
+	if st == nil {
+		return true // left (or never joined): Leave stops delivery at once
+	}
+	var change *EpochChange
+	if !m.Transient {
+		switch {
+		case st.pos.Epoch == m.Epoch && m.Offset <= st.pos.Offset:
+			return true // duplicate
+		case st.pos.Epoch != "" && st.pos.Epoch != m.Epoch:
+			change = &EpochChange{Room: m.Room, Old: st.pos, New: protocol.Position{Offset: m.Offset, Epoch: m.Epoch}}
+		case st.epochChange != nil:
+			change = st.epochChange
+		}
 	}
 	if c.queued.Load() >= int64(c.cfg.MessageBuffer) {
 		return false
 	}
 	c.queued.Add(1) // before the send: deliver decrements after receiving
 	select {
-	case c.events <- event{msg: m}:
+	case c.events <- event{msg: m, epoch: change}:
 	default: // state changes piled up behind a stuck handler
 		c.queued.Add(-1)
 		return false
 	}
-	if !m.Transient && st != nil {
+	if !m.Transient {
 		st.pos = protocol.Position{Offset: m.Offset, Epoch: m.Epoch}
+		st.epochChange = nil
 	}
 	return true
 }
@@ -207,7 +233,22 @@ func (c *Client) current(ctx context.Context) (*wire, error) {
 		w, ch := c.cur, c.connected
 		c.mu.Unlock()
 		if w != nil {
-			return w, nil
+			select {
+			case <-w.readerDone:
+				// Ended but not replaced yet (the reconnect loop may be busy
+				// making a token-refresh replacement): look again shortly
+				// rather than spin on a dead connection.
+				t := time.NewTimer(10 * time.Millisecond)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return nil, ctx.Err()
+				}
+				continue
+			default:
+				return w, nil
+			}
 		}
 		select {
 		case <-ch:
@@ -217,20 +258,31 @@ func (c *Client) current(ctx context.Context) (*wire, error) {
 	}
 }
 
-// do sends cmd on the current connection. When the connection dies under
-// it and retry is set, it is sent again on the next connection, until ctx
-// ends.
-func (c *Client) do(ctx context.Context, cmd *protocol.Command, retry bool, hook func(*protocol.Reply)) (*protocol.Reply, error) {
+// do sends cmd on the current connection, waiting for one while
+// disconnected (bounded by ctx). A command the connection's end cut off
+// before it was written is sent on the next connection. One cut off after
+// it was written (in flight) fails with ErrDisconnected, unless retry is
+// set: then it is sent again on the next connection, until ctx ends.
+// prepare, if set, runs before each send, once a connection is there. sent
+// reports whether the server may have seen the command.
+func (c *Client) do(ctx context.Context, cmd *protocol.Command, retry bool, prepare func(), hook func(*protocol.Reply)) (r *protocol.Reply, sent bool, err error) {
 	for {
 		w, err := c.current(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("roomcast: %s: %w", cmd.Op, err)
+			return nil, sent, fmt.Errorf("roomcast: %s: %w", cmd.Op, err)
+		}
+		if prepare != nil {
+			prepare()
 		}
 		r, err := w.request(ctx, cmd, hook)
-		if err == nil || !errors.Is(err, errDisconnected) || !retry {
-			return r, err
+		sent = sent || wasSent(err)
+		if err == nil || !errors.Is(err, ErrDisconnected) {
+			return r, sent, err
 		}
-		c.log.Debug("roomcast: retrying after reconnect", "op", cmd.Op)
+		if wasSent(err) && !retry {
+			return nil, sent, err
+		}
+		c.log.Debug("roomcast: sending again after reconnect", "op", cmd.Op)
 	}
 }
 
@@ -253,18 +305,33 @@ func (c *Client) Info() protocol.Connected {
 // until Leave. Register handlers (OnMessage) before joining so none is
 // missed. While disconnected, Join waits for the connection (bounded by
 // ctx).
+//
+// Room membership is the Client's: once the join is sent the room belongs
+// to it, even when the reply is lost. If the connection drops before the
+// reply, Join fails with ErrDisconnected (wrapping why) yet the room stays
+// joined: the reconnect joins it like the Client's other rooms and its
+// messages reach the handlers. Call Join again for its position, or Leave.
+// The same holds when ctx ends while the join is in flight. An error reply
+// (*ReplyError), or a ctx that ends before the join was sent, leaves the
+// room as it was.
 func (c *Client) Join(ctx context.Context, room string) (protocol.Position, error) {
-	c.mu.Lock()
-	if _, ok := c.rooms[room]; !ok {
-		c.rooms[room] = &roomState{}
+	var added *roomState
+	prepare := func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, ok := c.rooms[room]; !ok {
+			added = &roomState{}
+			c.rooms[room] = added
+		}
 	}
-	c.mu.Unlock()
-	r, err := c.do(ctx, &protocol.Command{Op: protocol.OpJoin, Room: room}, true, c.joinHook(room, nil))
+	r, sent, err := c.do(ctx, &protocol.Command{Op: protocol.OpJoin, Room: room}, false, prepare, c.joinHook(room, nil))
 	if err != nil {
 		var re *ReplyError
-		if errors.As(err, &re) {
+		if added != nil && (errors.As(err, &re) || !sent) {
 			c.mu.Lock()
-			delete(c.rooms, room)
+			if c.rooms[room] == added {
+				delete(c.rooms, room)
+			}
 			c.mu.Unlock()
 		}
 		return protocol.Position{}, err
@@ -274,7 +341,10 @@ func (c *Client) Join(ctx context.Context, room string) (protocol.Position, erro
 
 // joinHook records a join reply's position before the room's next message
 // is accepted. With since (a recovering re-join) and a recovered reply the
-// position stays at since: the replay follows.
+// position stays at since: the replay follows. A plain join of a room that
+// already has a position (Join twice) changes nothing: its messages keep
+// flowing, and the server's current position may be ahead of the last one
+// delivered.
 func (c *Client) joinHook(room string, since *protocol.Position) func(*protocol.Reply) {
 	return func(r *protocol.Reply) {
 		if r.Error != nil || r.Position == nil {
@@ -283,26 +353,41 @@ func (c *Client) joinHook(room string, since *protocol.Position) func(*protocol.
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		st := c.rooms[room]
-		if st == nil || (since != nil && r.Recovered) {
+		if st == nil {
 			return
 		}
-		if st.pos.Epoch == r.Position.Epoch && st.pos.Offset > r.Position.Offset {
+		old := st.pos
+		switch {
+		case since != nil && r.Recovered, since == nil && old.Epoch != "":
+			return
+		case old.Epoch == r.Position.Epoch && old.Offset > r.Position.Offset:
 			return // messages past the position were accepted already
 		}
 		st.pos = *r.Position
+		if old.Epoch != "" && old.Epoch != r.Position.Epoch {
+			st.epochChange = &EpochChange{Room: room, Old: old, New: *r.Position}
+		}
 	}
 }
 
-// Leave leaves a room; its messages stop reaching the handlers.
+// Leave leaves a room: its messages stop reaching the handlers at once and
+// later reconnects do not re-join it. While disconnected, Leave waits for
+// the connection (bounded by ctx) to tell the server. A connection that
+// drops before the reply does not fail it: the membership ended with that
+// connection.
 func (c *Client) Leave(ctx context.Context, room string) error {
 	c.mu.Lock()
 	_, joined := c.rooms[room]
 	delete(c.rooms, room)
 	c.mu.Unlock()
-	_, err := c.do(ctx, &protocol.Command{Op: protocol.OpLeave, Room: room}, true, nil)
+	_, _, err := c.do(ctx, &protocol.Command{Op: protocol.OpLeave, Room: room}, false, nil, nil)
 	var re *ReplyError
-	if joined && errors.As(err, &re) && re.Code == protocol.CodeNotJoined {
-		return nil // a reconnect in between already left it
+	switch {
+	case !joined:
+	case errors.As(err, &re) && re.Code == protocol.CodeNotJoined:
+		return nil // the connection that had joined it is gone
+	case errors.Is(err, ErrDisconnected):
+		return nil // ditto, and the room is not re-joined
 	}
 	return err
 }
@@ -310,12 +395,15 @@ func (c *Client) Leave(ctx context.Context, room string) error {
 // Publish sends data, which must be one JSON value, to a room, and returns
 // where it was stored (zero for a Transient publish).
 //
+// While disconnected, Publish waits for the connection (bounded by ctx).
 // Every non-transient publish carries an idempotency key (a random one
-// unless WithIdempotencyKey set it) and is retried after a reconnect until
-// ctx ends: a nil error means it was stored exactly once. An error may come
-// after the message was stored (the reply was lost with the connection and
-// ctx ended before a retry): retry with the same WithIdempotencyKey to be
-// sure. Transient publishes are not retried.
+// unless WithIdempotencyKey set it) and is sent again after a reconnect
+// until ctx ends: a nil error means it was stored exactly once. An error
+// may come after the message was stored (the reply was lost with the
+// connection and ctx ended before a retry, or protocol.CodePublishFailed):
+// retry with the same WithIdempotencyKey to be sure. Transient publishes
+// are not retried: one cut off by a lost connection fails with
+// ErrDisconnected.
 func (c *Client) Publish(ctx context.Context, room string, data []byte, opts ...PublishOption) (protocol.Position, error) {
 	var o publishOptions
 	for _, opt := range opts {
@@ -324,14 +412,14 @@ func (c *Client) Publish(ctx context.Context, room string, data []byte, opts ...
 	if !o.transient && o.idempotencyKey == "" {
 		o.idempotencyKey = randomKey()
 	}
-	r, err := c.do(ctx, &protocol.Command{
+	r, _, err := c.do(ctx, &protocol.Command{
 		Op:             protocol.OpPublish,
 		Room:           room,
 		Event:          o.event,
 		Data:           data,
 		Transient:      o.transient,
 		IdempotencyKey: o.idempotencyKey,
-	}, !o.transient, nil)
+	}, !o.transient, nil, nil)
 	if err != nil {
 		return protocol.Position{}, err
 	}
@@ -439,6 +527,9 @@ func (c *Client) deliver() {
 		case <-c.stop:
 			continue // Close was called: drain without delivering
 		default:
+		}
+		if ev.epoch != nil && c.cfg.OnEpochChange != nil {
+			c.cfg.OnEpochChange(*ev.epoch)
 		}
 		m := *ev.msg
 		c.handlersMu.RLock()
@@ -579,7 +670,7 @@ func (c *Client) end(err error) {
 // reconnect dials until a connection is up and restored, or returns the
 // error that ends the Client.
 func (c *Client) reconnect(cause error) (*wire, error) {
-	retry := retryFor(cause)
+	retry := c.retryFor(cause)
 	for attempt := 1; ; attempt++ {
 		if retry == protocol.RetryNever || c.cfg.DisableReconnect {
 			return nil, cause
@@ -596,6 +687,7 @@ func (c *Client) reconnect(cause error) (*wire, error) {
 			return nil, ErrClosed
 		case <-t.C:
 		}
+		c.events <- event{state: &StateChange{State: StateConnecting}}
 		w, ch, err := c.attempt()
 		if err == nil {
 			c.mu.Lock()
@@ -616,9 +708,11 @@ func (c *Client) reconnect(cause error) (*wire, error) {
 		default:
 		}
 		c.log.Debug("roomcast: reconnect attempt failed", "attempt", attempt, "err", err)
-		cause, retry = err, retryFor(err)
-		if retry == protocol.RetryNow {
-			retry = protocol.RetryBackoff // a node that drains twice in a row: slow down
+		cause, retry = err, c.retryFor(err)
+		if retry == protocol.RetryNow || retry == protocol.RetryRefreshToken {
+			// A node that drains twice in a row, or a provider whose new
+			// token is refused again: slow down.
+			retry = protocol.RetryBackoff
 		}
 	}
 }
@@ -664,7 +758,7 @@ func (c *Client) restore(ctx context.Context, w *wire) (StateChange, error) {
 			c.mu.Lock()
 			c.sessionID, c.resumeTok = r.SessionID, r.ResumeToken
 			c.mu.Unlock()
-		case errors.Is(err, errDisconnected):
+		case errors.Is(err, ErrDisconnected):
 			return ch, err
 		default:
 			c.log.Info("roomcast: session not resumed; continuing with a new session", "err", err)
@@ -692,7 +786,7 @@ func (c *Client) restore(ctx context.Context, w *wire) (StateChange, error) {
 		}
 		r, err := w.request(ctx, cmd, c.joinHook(name, since))
 		if err != nil {
-			if errors.Is(err, errDisconnected) || ctx.Err() != nil {
+			if errors.Is(err, ErrDisconnected) || ctx.Err() != nil {
 				return ch, err
 			}
 			// The room refuses us now (e.g. capability gone): report it and
@@ -715,7 +809,20 @@ func (c *Client) restore(ctx context.Context, w *wire) (StateChange, error) {
 	return ch, nil
 }
 
-// retryFor is what an ended connection (or a failed attempt) allows.
+// retryFor is retryFor for this Client: close 4002 (token expired) is
+// terminal without a TokenProvider, since the same token would be refused
+// again.
+func (c *Client) retryFor(err error) protocol.Retry {
+	r := retryFor(err)
+	if r == protocol.RetryRefreshToken && c.cfg.TokenProvider == nil {
+		return protocol.RetryNever
+	}
+	return r
+}
+
+// retryFor is what an ended connection (or a failed attempt) allows: the
+// close-code table for close frames; HTTP 401/403 refusals are terminal,
+// other refusals (429, 5xx) and network errors call for backoff.
 func retryFor(err error) protocol.Retry {
 	var ce *CloseError
 	if errors.As(err, &ce) {
@@ -732,10 +839,11 @@ func retryFor(err error) protocol.Retry {
 }
 
 // backoff is the wait before a reconnect attempt: full jitter over an
-// exponentially growing window, or a few milliseconds when the node asked
-// clients to move on at once.
+// exponentially growing window (attempt n: a random time in
+// [0, min(max, base·2^(n-1))]), or under 100ms when the node asked clients
+// to move on at once or the token just needs refreshing.
 func (c *Client) backoff(retry protocol.Retry, attempt int) time.Duration {
-	if retry == protocol.RetryNow {
+	if retry == protocol.RetryNow || retry == protocol.RetryRefreshToken {
 		return time.Duration(mrand.Int64N(int64(100 * time.Millisecond)))
 	}
 	window := c.cfg.ReconnectBaseDelay << min(attempt-1, 30)

@@ -480,6 +480,7 @@ func TestPingsAreAnsweredWithPongs(t *testing.T) {
 	// message arrives whole.
 	got := make(chan protocol.Message, 1)
 	c.OnMessage("r", func(m protocol.Message) { got <- m })
+	joinAt(t, c, fc, "r", protocol.Position{})
 	frame, _ := protocol.JSON.AppendServerFrame(nil, &protocol.ServerFrame{Message: &protocol.Message{Room: "r", Offset: 1, Data: []byte(`"fragmented"`)}})
 	half := len(frame) / 2
 	fc.writeFrame(t, ws.NewFrame(ws.OpText, false, frame[:half]))
@@ -520,6 +521,8 @@ func TestHandlersRunInOrder(t *testing.T) {
 			close(done)
 		}
 	})
+	joinAt(t, c, fc, "a", protocol.Position{Epoch: "e"})
+	joinAt(t, c, fc, "b", protocol.Position{Epoch: "e"})
 	var wantA, wantB, wantAll []uint64
 	for i := range uint64(2 * n) {
 		room := "a"
@@ -545,6 +548,7 @@ func TestMessageFieldsReachHandler(t *testing.T) {
 	c, fc := dial(t, g, Config{})
 	got := make(chan protocol.Message, 1)
 	c.OnAnyMessage(func(m protocol.Message) { got <- m })
+	joinAt(t, c, fc, "r", protocol.Position{Offset: 8, Epoch: "e9"})
 	want := protocol.Message{Room: "r", Offset: 9, Epoch: "e9", Event: "chat", Data: []byte(`{"a":[1,2]}`), From: "bob", Timestamp: 1700000000123}
 	fc.message(t, want)
 	if m := recv(t, got, "the message"); !reflect.DeepEqual(m, want) {
@@ -557,6 +561,7 @@ func TestUnknownFrameTypesAreSkipped(t *testing.T) {
 	c, fc := dial(t, g, Config{})
 	got := make(chan protocol.Message, 1)
 	c.OnMessage("r", func(m protocol.Message) { got <- m })
+	joinAt(t, c, fc, "r", protocol.Position{})
 	fc.writeFrame(t, ws.NewTextFrame([]byte(`{"type":"presence_v9","room":"r"}`)))
 	fc.message(t, protocol.Message{Room: "r", Offset: 1, Data: []byte(`1`)})
 	recv(t, got, "the message after an unknown frame")
@@ -581,6 +586,7 @@ func TestMessageBufferOverflowClosesConnection(t *testing.T) {
 		entered <- m.Offset
 		<-release
 	})
+	joinAt(t, c, fc, "r", protocol.Position{})
 	fc.message(t, protocol.Message{Room: "r", Offset: 1, Data: []byte(`1`)})
 	if got := recv(t, entered, "the first message"); got != 1 {
 		t.Fatalf("first handled offset = %d", got)
@@ -605,8 +611,8 @@ func TestMessageBufferOverflowClosesConnection(t *testing.T) {
 	}
 	smu.Lock()
 	defer smu.Unlock()
-	if len(states) != 2 || states[0].State != StateConnected || states[1].State != StateClosed || !errors.Is(states[1].Err, ErrMessageBufferFull) {
-		t.Errorf("state changes = %+v, want connected then closed with ErrMessageBufferFull", states)
+	if len(states) != 3 || states[0].State != StateConnecting || states[1].State != StateConnected || states[2].State != StateClosed || !errors.Is(states[2].Err, ErrMessageBufferFull) {
+		t.Errorf("state changes = %+v, want connecting, connected, then closed with ErrMessageBufferFull", states)
 	}
 }
 
@@ -614,8 +620,11 @@ func TestServerCloseFailsRequestsInFlight(t *testing.T) {
 	g := newFakeGateway(t)
 	closed := make(chan StateChange, 2)
 	c, fc := dial(t, g, Config{OnStateChange: func(sc StateChange) { closed <- sc }})
-	if sc := recv(t, closed, "connected state"); sc.State != StateConnected {
+	if sc := recv(t, closed, "connecting state"); sc.State != StateConnecting {
 		t.Fatalf("first state = %v", sc.State)
+	}
+	if sc := recv(t, closed, "connected state"); sc.State != StateConnected {
+		t.Fatalf("second state = %v", sc.State)
 	}
 
 	errc := make(chan error, 1)
@@ -691,6 +700,7 @@ func TestCloseFromHandler(t *testing.T) {
 	g := newFakeGateway(t)
 	c, fc := dial(t, g, Config{})
 	c.OnAnyMessage(func(protocol.Message) { _ = c.Close() })
+	joinAt(t, c, fc, "r", protocol.Position{})
 	fc.message(t, protocol.Message{Room: "r", Offset: 1, Data: []byte(`1`)})
 	waitClosed(t, c.Done(), "Done")
 	if !errors.Is(c.Err(), ErrClosed) {

@@ -23,9 +23,13 @@ type Config struct {
 	// Token is a JWT minted by the application's backend (or the auth
 	// service). Set Token or TokenProvider, not both.
 	Token string
-	// TokenProvider returns a fresh token each time the client connects.
-	// Use it instead of Token when tokens are short-lived; an error from it
-	// fails Dial, wrapped.
+	// TokenProvider returns a fresh token each time the client connects
+	// (Dial and every reconnect, including the one after close 4002
+	// token_expired: it must not return the expired token again). Use it
+	// instead of Token when tokens are short-lived; an error from it fails
+	// Dial, wrapped, and fails that reconnect attempt (backoff, retry).
+	// With a static Token, close 4002 ends the Client: the token cannot
+	// get any younger.
 	TokenProvider func(ctx context.Context) (string, error)
 	// TokenInQuery sends the token as the "token" query parameter.
 	// Zero (false): the token travels as an extra offered subprotocol
@@ -54,13 +58,23 @@ type Config struct {
 	// and Err reports ErrMessageTooLarge.
 	MaxMessageBytes int64
 
-	// OnStateChange is told when the connection state changes: first
-	// StateConnected; after a lost connection StateReconnecting (once per
-	// attempt) and StateResumed; at the end StateClosed with the reason. It
+	// OnStateChange is told when the connection state changes:
+	// StateConnecting then StateConnected from Dial; after a lost
+	// connection StateReconnecting (once per attempt, before its delay),
+	// StateConnecting (when the attempt starts) and, once one succeeds,
+	// StateResumed; at the end StateClosed with the reason. When Dial
+	// fails, StateConnecting is all it reports: Dial's error says why. It
 	// runs on the delivery goroutine, in order with the message handlers,
 	// so a StateClosed comes after the last message. Zero: no
 	// notifications.
 	OnStateChange func(StateChange)
+	// OnEpochChange is told when a joined room's epoch changes (its state
+	// was lost on the server and offsets started again): the app must
+	// resync that room by other means. It runs on the delivery goroutine
+	// just before the first message of the new epoch is handed to the
+	// handlers. Zero: not told (StateResumed still reports an epoch change
+	// found while re-joining, in RoomRecovery.EpochChanged).
+	OnEpochChange func(EpochChange)
 
 	// DisableReconnect makes the Client end when its connection ends.
 	// Zero (false): it reconnects, resumes and recovers by itself.
@@ -71,7 +85,8 @@ type Config struct {
 	ReconnectBaseDelay time.Duration
 	ReconnectMaxDelay  time.Duration
 	// MaxReconnectAttempts ends the Client after that many failed attempts
-	// in a row. Zero: never give up (only terminal close codes end it).
+	// in a row (Err then wraps the last attempt's error). Zero: never give
+	// up (only terminal close codes and HTTP 401/403 refusals end it).
 	MaxReconnectAttempts int
 	// DialTimeout bounds one reconnect attempt (handshake, resume and
 	// re-joins). Zero means 10s. The first Dial is bounded by its ctx.
@@ -185,6 +200,9 @@ const (
 	// Recovered is true when no message was lost: the session was resumed
 	// and every room's missed messages follow; Rooms has each room's result.
 	StateResumed
+	// StateConnecting: a connection attempt starts (Dial's, or a
+	// reconnect attempt's after its delay).
+	StateConnecting
 )
 
 func (s State) String() string {
@@ -197,6 +215,8 @@ func (s State) String() string {
 		return "reconnecting"
 	case StateResumed:
 		return "resumed"
+	case StateConnecting:
+		return "connecting"
 	}
 	return "unknown"
 }
@@ -229,4 +249,15 @@ type RoomRecovery struct {
 	// Err is set when the room could not be re-joined at all; the Client no
 	// longer follows it.
 	Err error
+}
+
+// EpochChange reports that a room's epoch changed: the messages between
+// Old and New may be lost for good, so the app should resync the room.
+type EpochChange struct {
+	Room string
+	// Old is the last position the Client knew in the previous epoch.
+	Old protocol.Position
+	// New is the first position known in the new epoch: the message's, or
+	// the position a re-join reported.
+	New protocol.Position
 }

@@ -27,6 +27,12 @@ var (
 	// Roomcast protocol (a binary frame on a text subprotocol, invalid UTF-8,
 	// a malformed frame).
 	ErrProtocol = errors.New("roomcast: server protocol violation")
+	// ErrDisconnected fails a request that was sent when the connection
+	// ended, before its reply arrived: the server may or may not have
+	// carried it out. It wraps why the connection ended. Retrying is safe
+	// for Join (the room stays joined, see Join) and Leave; Publish retries
+	// by itself (non-transient) and returns it only for transient messages.
+	ErrDisconnected = errors.New("roomcast: disconnected")
 )
 
 // ReplyError is a failed request: the server answered with a stable error

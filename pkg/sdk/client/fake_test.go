@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,11 +34,15 @@ type fakeGateway struct {
 	reject int
 	// noSubprotocol upgrades without selecting a subprotocol.
 	noSubprotocol bool
+	// refuse, while non-zero, refuses upgrades with this HTTP status; a
+	// test may change it at any time. Each refusal is reported on refused.
+	refuse  atomic.Int32
+	refused chan int
 }
 
 func newFakeGateway(t *testing.T, configure ...func(*fakeGateway)) *fakeGateway {
 	t.Helper()
-	g := &fakeGateway{t: t, conns: make(chan *fakeConn, 16)}
+	g := &fakeGateway{t: t, conns: make(chan *fakeConn, 16), refused: make(chan int, 64)}
 	for _, f := range configure {
 		f(g)
 	}
@@ -53,6 +58,11 @@ func (g *fakeGateway) URL() string {
 func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.reject != 0 {
 		http.Error(w, "refused", g.reject)
+		return
+	}
+	if code := int(g.refuse.Load()); code != 0 {
+		http.Error(w, "refused", code)
+		g.refused <- code
 		return
 	}
 	var offered []string
@@ -287,4 +297,78 @@ func dialWith(t *testing.T, g *fakeGateway, cfg Config, connected protocol.Conne
 	}
 	t.Cleanup(func() { _ = r.c.Close() })
 	return r.c, fc
+}
+
+// drop ends the connection abruptly, as a network failure or a killed node
+// does: no close frame, just the TCP connection gone.
+func (fc *fakeConn) drop() { _ = fc.conn.Close() }
+
+// session plays the server side of a session across connections.
+type fakeSession struct {
+	ID, Token string
+}
+
+// handshake sends `connected` for a new connection of session s.
+func (fc *fakeConn) handshake(t *testing.T, s fakeSession) {
+	t.Helper()
+	fc.sendConnected(t, protocol.Connected{ConnectionID: "conn-" + s.ID, SessionID: s.ID, ResumeToken: s.Token, ClientID: "alice", Node: "node-b"})
+}
+
+// resumeOK answers the client's resume of prev, which must present prev's
+// token, like a gateway that still holds the session: the connection now
+// belongs to prev, under a new token.
+func (fc *fakeConn) resumeOK(t *testing.T, prev fakeSession, newToken string, rooms ...string) {
+	t.Helper()
+	cmd := expectCmd(t, fc, protocol.OpResume)
+	if cmd.SessionID != prev.ID || cmd.ResumeToken != prev.Token {
+		t.Fatalf("resume of %q with token %q, want %q with %q", cmd.SessionID, cmd.ResumeToken, prev.ID, prev.Token)
+	}
+	fc.reply(t, protocol.Reply{ID: cmd.ID, SessionID: prev.ID, ResumeToken: newToken, Rooms: rooms})
+}
+
+// resumeFail answers the client's resume with an error code
+// (session_invalid, unavailable).
+func (fc *fakeConn) resumeFail(t *testing.T, code protocol.Code) {
+	t.Helper()
+	cmd := expectCmd(t, fc, protocol.OpResume)
+	fc.reply(t, protocol.Reply{ID: cmd.ID, Error: &protocol.Error{Code: code, Message: "no"}})
+}
+
+// fakeStream is what a fake gateway holds of one room: offsets first..last
+// of epoch in its recovery stream.
+type fakeStream struct {
+	Epoch       string
+	First, Last uint64
+}
+
+func (s fakeStream) msg(room string, off uint64) protocol.Message {
+	return protocol.Message{Room: room, Offset: off, Epoch: s.Epoch, Data: fmt.Appendf(nil, "%d", off)}
+}
+
+// rejoin answers the client's next command, a join of one of the rooms in
+// streams, like a gateway: with a since inside the stream it replies
+// recovered and replays — sloppily, from one message BEFORE since, so the
+// client has to drop a duplicate — through Last; otherwise (another epoch,
+// messages trimmed, no since) it replies not recovered at Last. It returns
+// the join command.
+func (fc *fakeConn) rejoin(t *testing.T, streams map[string]fakeStream) protocol.Command {
+	t.Helper()
+	cmd := expectCmd(t, fc, protocol.OpJoin)
+	s, ok := streams[cmd.Room]
+	if !ok {
+		t.Fatalf("join of unexpected room %q", cmd.Room)
+	}
+	pos := protocol.Position{Offset: s.Last, Epoch: s.Epoch}
+	recovered := cmd.Since != nil && cmd.Since.Epoch == s.Epoch && cmd.Since.Offset+1 >= s.First && cmd.Since.Offset <= s.Last
+	fc.reply(t, protocol.Reply{ID: cmd.ID, Room: cmd.Room, Position: &pos, Recovered: recovered})
+	if recovered {
+		lo := s.First
+		if cmd.Since.Offset > s.First {
+			lo = cmd.Since.Offset - 1 // two messages the client has already
+		}
+		for off := lo; off <= s.Last; off++ {
+			fc.message(t, s.msg(cmd.Room, off))
+		}
+	}
+	return cmd
 }

@@ -190,28 +190,38 @@ type call struct {
 	hook func(*protocol.Reply)
 }
 
-// errDisconnected marks a request that failed because the connection
-// ended under it; the Client may retry it on the next connection.
-var errDisconnected = errors.New("roomcast: disconnected")
+// notSentError is a request that failed before it was written: the server
+// never saw it. When it wraps ErrDisconnected (the connection had ended),
+// any request may be sent again on the next connection.
+type notSentError struct{ error }
+
+func (e notSentError) Unwrap() error { return e.error }
+
+// wasSent reports whether a failed request may have reached the server.
+func wasSent(err error) bool {
+	var ns notSentError
+	return !errors.As(err, &ns)
+}
 
 // request sends one command and waits for its reply. Cancelling ctx abandons
 // the wait only: the connection stays usable and a late reply is dropped.
-// If the connection ends first, the error wraps errDisconnected and the
-// connection's reason.
+// If the connection ends first, the error wraps ErrDisconnected and the
+// connection's reason; it is a notSentError when the command was never
+// written.
 func (c *wire) request(ctx context.Context, cmd *protocol.Command, hook func(*protocol.Reply)) (*protocol.Reply, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("roomcast: %s: %w", cmd.Op, err)
+		return nil, notSentError{fmt.Errorf("roomcast: %s: %w", cmd.Op, err)}
 	}
 	cmd.ID = c.nextID.Add(1)
 	frame, err := c.codec.AppendCommand(nil, cmd)
 	if err != nil {
-		return nil, fmt.Errorf("roomcast: %s: %w", cmd.Op, err)
+		return nil, notSentError{fmt.Errorf("roomcast: %s: %w", cmd.Op, err)}
 	}
 	cl := &call{ch: make(chan *protocol.Reply, 1), hook: hook}
 	c.pendingMu.Lock()
 	if c.ended {
 		c.pendingMu.Unlock()
-		return nil, c.disconnected()
+		return nil, notSentError{c.disconnected()}
 	}
 	c.pending[cmd.ID] = cl
 	c.pendingMu.Unlock()
@@ -244,7 +254,7 @@ func (c *wire) request(ctx context.Context, cmd *protocol.Command, hook func(*pr
 
 // disconnected is the error for a request the connection's end cut off.
 func (c *wire) disconnected() error {
-	return fmt.Errorf("%w: %w", errDisconnected, c.errOrClosed())
+	return fmt.Errorf("%w: %w", ErrDisconnected, c.errOrClosed())
 }
 
 // Err is nil while the connection is open, then why it ended.
