@@ -40,6 +40,7 @@ var commands = []command{
 	{name: "token", summary: "mint a client token (JWT) with an API key", run: runToken},
 	{name: "sub", summary: "join rooms and print every message as a JSON line", run: runSub},
 	{name: "pub", summary: "publish one message to a room", run: runPub},
+	{name: "bench", summary: "load-test gateways: connections, fan-out, latency, CPU per delivery", run: runBench},
 }
 
 // run executes the command line args (without the program name) and

@@ -1,0 +1,76 @@
+package loadgen
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNormalize(t *testing.T) {
+	cfg, err := Config{URLs: []string{"ws://x/v1/connect"}, Key: "app1.k1:0123456789abcdef"}.normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Connections != 100 || cfg.TotalConnections != 100 || cfg.Publishers != 1 || cfg.Rate != 100 ||
+		cfg.Duration != 10*time.Second || cfg.Rooms != RoomsOne || cfg.RoomCount != 1 || cfg.InFlight != 256 ||
+		cfg.PayloadBytes != 64 || !strings.HasPrefix(cfg.RoomPrefix, "bench.") || cfg.Seed == 0 {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	again, err := cfg.normalize()
+	if err != nil || again.RoomPrefix != cfg.RoomPrefix || again.Seed != cfg.Seed {
+		t.Errorf("normalize is not idempotent: %v %+v", err, again)
+	}
+	many, err := Config{URLs: []string{"ws://x"}, Token: "t", Rooms: RoomsMany}.normalize()
+	if err != nil || many.RoomCount != 10 {
+		t.Errorf("many rooms: %v, room count %d", err, many.RoomCount)
+	}
+	bad := []Config{
+		{Token: "t"},
+		{URLs: []string{"ws://x"}},
+		{URLs: []string{"ws://x"}, Token: "t", Key: "app1.k1:0123456789abcdef"},
+		{URLs: []string{"ws://x"}, Key: "not a key"},
+		{URLs: []string{"ws://x"}, Token: "t", Rooms: "some"},
+		{URLs: []string{"ws://x"}, Token: "t", Connections: -1},
+		{URLs: []string{"ws://x"}, Token: "t", Connections: 5, FirstConnection: 3, TotalConnections: 6},
+		{URLs: []string{"ws://x"}, Token: "t", Rate: -1},
+	}
+	for _, c := range bad {
+		if _, err := c.normalize(); err == nil {
+			t.Errorf("normalize(%+v) succeeded, want an error", c)
+		}
+	}
+}
+
+func TestSplit(t *testing.T) {
+	cfg := Config{URLs: []string{"ws://x"}, Token: "t", Connections: 1001, Publishers: 2, GatewayPIDs: []int{1}}
+	parts, err := Split(cfg, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, nextPub := 0, 0
+	for i, p := range parts {
+		if p.FirstConnection != next || p.FirstPublisher != nextPub {
+			t.Errorf("part %d starts at %d/%d, want %d/%d", i, p.FirstConnection, p.FirstPublisher, next, nextPub)
+		}
+		if p.TotalConnections != 1001 || p.TotalPublishers != 2 || p.RoomPrefix != parts[0].RoomPrefix || p.GatewayPIDs != nil || !p.SkipFloor {
+			t.Errorf("part %d: %+v", i, p)
+		}
+		if p.Connections < 250 || p.Connections > 251 {
+			t.Errorf("part %d has %d connections", i, p.Connections)
+		}
+		// A worker's config survives its own normalize (zero publishers
+		// stay zero).
+		n, err := p.normalize()
+		if err != nil || n.Publishers != p.Publishers || n.Connections != p.Connections {
+			t.Errorf("part %d renormalized: %v %+v", i, err, n)
+		}
+		next += p.Connections
+		nextPub += p.Publishers
+	}
+	if next != 1001 || nextPub != 2 {
+		t.Errorf("parts cover %d connections and %d publishers, want 1001 and 2", next, nextPub)
+	}
+	if _, err := Split(cfg, 0); err == nil {
+		t.Error("split into 0 parts succeeded")
+	}
+}

@@ -1,0 +1,205 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// FloorConfig configures Floor. Every field's zero value is a default.
+type FloorConfig struct {
+	// Sockets is the number of loopback TCP connections written to. Zero
+	// means 1000.
+	Sockets int `json:"sockets"`
+	// Deliveries is the number of frames to deliver in all (rounded up to
+	// a whole number of rounds over all sockets). Zero means 200,000.
+	Deliveries int64 `json:"deliveries"`
+	// Coalesce is the number of frames per write. Zero means 1.
+	Coalesce int `json:"coalesce"`
+	// FrameBytes is one frame's size, header included, 52 to 127. Zero
+	// means 100.
+	FrameBytes int `json:"frame_bytes"`
+}
+
+// FloorReport is what a floor run cost. CPUPerMillion is the process's
+// CPU-seconds (writers and readers, from getrusage) per 1M deliveries.
+type FloorReport struct {
+	Sockets       int     `json:"sockets"`
+	Coalesce      int     `json:"coalesce"`
+	FrameBytes    int     `json:"frame_bytes"`
+	Deliveries    int64   `json:"deliveries"`
+	Writes        int64   `json:"writes"`
+	WallSeconds   float64 `json:"wall_seconds"`
+	CPUSeconds    float64 `json:"cpu_seconds"`
+	CPUPerMillion float64 `json:"cpu_seconds_per_million"`
+}
+
+// minFrameBytes is the smallest frame floorFrame builds.
+const minFrameBytes = 52
+
+func (cfg FloorConfig) normalize() (FloorConfig, error) {
+	if cfg.Sockets < 0 || cfg.Deliveries < 0 || cfg.Coalesce < 0 || cfg.FrameBytes < 0 {
+		return cfg, errors.New("loadgen: negative floor setting")
+	}
+	if cfg.Sockets == 0 {
+		cfg.Sockets = 1000
+	}
+	if cfg.Deliveries == 0 {
+		cfg.Deliveries = 200_000
+	}
+	if cfg.Coalesce == 0 {
+		cfg.Coalesce = 1
+	}
+	if cfg.FrameBytes == 0 {
+		cfg.FrameBytes = 100
+	}
+	if cfg.FrameBytes < minFrameBytes || cfg.FrameBytes > 127 {
+		return cfg, fmt.Errorf("loadgen: floor frame size %d, want %d to 127", cfg.FrameBytes, minFrameBytes)
+	}
+	return cfg, nil
+}
+
+// floorFrame is a server-to-client WebSocket text frame (FIN, opcode 1,
+// unmasked, 7-bit length) carrying a message-like JSON object padded to
+// size bytes in all.
+func floorFrame(size int) []byte {
+	const head, tail = `{"type":"message","room":"f","offset":1,"data":"`, `"}`
+	frame := append([]byte{0x81, 0}, head...)
+	for len(frame) < size-len(tail) {
+		frame = append(frame, 'x')
+	}
+	frame = append(frame, tail...)
+	frame[1] = byte(len(frame) - 2)
+	return frame
+}
+
+// Floor measures the cheapest possible fan-out on this machine: raw
+// writes of one small WebSocket-like frame per delivery (or Coalesce
+// frames per write) to Sockets loopback TCP connections, round-robin like
+// one message fanned out to every member, while readers in the same
+// process drain the other ends. No encoding, no queues, no per-connection
+// goroutine wake-ups: what is left is the kernel's cost of a loopback
+// write and read, which a gateway cannot undercut with one write per
+// delivery. Setup is excluded from the figures.
+func Floor(ctx context.Context, cfg FloorConfig) (FloorReport, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return FloorReport{}, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return FloorReport{}, fmt.Errorf("loadgen: floor: listen: %w", err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, cfg.Sockets)
+	acceptErr := make(chan error, 1)
+	go func() {
+		for range cfg.Sockets {
+			c, err := ln.Accept()
+			if err != nil {
+				acceptErr <- err
+				return
+			}
+			accepted <- c
+		}
+	}()
+	writers := make([]*net.TCPConn, 0, cfg.Sockets)
+	readers := make([]net.Conn, 0, cfg.Sockets)
+	defer func() {
+		for _, c := range writers {
+			_ = c.Close()
+		}
+		for _, c := range readers {
+			_ = c.Close()
+		}
+	}()
+	var d net.Dialer
+	for range cfg.Sockets {
+		r, err := d.DialContext(ctx, "tcp", ln.Addr().String())
+		if err != nil {
+			return FloorReport{}, fmt.Errorf("loadgen: floor: dial socket %d: %w", len(readers), err)
+		}
+		readers = append(readers, r)
+		select {
+		case w := <-accepted:
+			writers = append(writers, w.(*net.TCPConn))
+		case err := <-acceptErr:
+			return FloorReport{}, fmt.Errorf("loadgen: floor: accept: %w", err)
+		case <-ctx.Done():
+			return FloorReport{}, fmt.Errorf("loadgen: floor: %w", ctx.Err())
+		}
+	}
+
+	frame := floorFrame(cfg.FrameBytes)
+	batch := make([]byte, 0, len(frame)*cfg.Coalesce)
+	for range cfg.Coalesce {
+		batch = append(batch, frame...)
+	}
+	perRound := int64(cfg.Sockets) * int64(cfg.Coalesce)
+	rounds := (cfg.Deliveries + perRound - 1) / perRound
+
+	var readersDone sync.WaitGroup
+	var received atomic.Int64
+	for _, c := range readers {
+		readersDone.Go(func() {
+			buf := make([]byte, 16<<10)
+			for {
+				n, err := c.Read(buf)
+				received.Add(int64(n))
+				if err != nil {
+					return // EOF once the writer is done (or an error: the writer reports it)
+				}
+			}
+		})
+	}
+
+	cpu0, t0 := SelfCPU(), time.Now()
+	nw := min(runtime.GOMAXPROCS(0), cfg.Sockets)
+	errs := make(chan error, nw)
+	var writersDone sync.WaitGroup
+	for w := range nw {
+		writersDone.Go(func() {
+			for range rounds {
+				if err := ctx.Err(); err != nil {
+					errs <- err
+					return
+				}
+				for i := w; i < len(writers); i += nw {
+					if _, err := writers[i].Write(batch); err != nil {
+						errs <- fmt.Errorf("write socket %d: %w", i, err)
+						return
+					}
+				}
+			}
+		})
+	}
+	writersDone.Wait()
+	for _, c := range writers {
+		_ = c.CloseWrite()
+	}
+	readersDone.Wait()
+	cpu, wall := SelfCPU()-cpu0, time.Since(t0)
+	close(errs)
+	if err := <-errs; err != nil {
+		return FloorReport{}, fmt.Errorf("loadgen: floor: %w", err)
+	}
+	deliveries := rounds * perRound
+	if got, want := received.Load(), deliveries*int64(len(frame)); got != want {
+		return FloorReport{}, fmt.Errorf("loadgen: floor: readers received %d bytes, want %d", got, want)
+	}
+	return FloorReport{
+		Sockets:       cfg.Sockets,
+		Coalesce:      cfg.Coalesce,
+		FrameBytes:    cfg.FrameBytes,
+		Deliveries:    deliveries,
+		Writes:        rounds * int64(cfg.Sockets),
+		WallSeconds:   wall.Seconds(),
+		CPUSeconds:    cpu.Seconds(),
+		CPUPerMillion: ratio(cpu.Seconds()*1e6, float64(deliveries)),
+	}, nil
+}
