@@ -209,15 +209,24 @@ func writeErr(w http.ResponseWriter, perr *protocol.Error) {
 	httpjson.WriteError(w, status(perr.Code), perr.Code, perr.Message)
 }
 
-func (a *API) publish(w http.ResponseWriter, r *http.Request) {
+// begin authenticates the caller and decodes the body into v; on failure
+// it answers the request itself and returns ok false.
+func (a *API) begin(w http.ResponseWriter, r *http.Request, v any) (c *caller, ok bool) {
 	c, perr := a.authenticate(r)
+	if perr == nil {
+		perr = a.readJSON(w, r, v)
+	}
 	if perr != nil {
 		writeErr(w, perr)
-		return
+		return nil, false
 	}
+	return c, true
+}
+
+func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	var m Message
-	if perr := a.readJSON(w, r, &m); perr != nil {
-		writeErr(w, perr)
+	c, ok := a.begin(w, r, &m)
+	if !ok {
 		return
 	}
 	if perr := a.check(c, &m); perr != nil {
@@ -253,14 +262,9 @@ func result(room string, p *hub.Published) Result {
 // fails validation or storage gets an error in its result; the others go
 // ahead.
 func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
-	c, perr := a.authenticate(r)
-	if perr != nil {
-		writeErr(w, perr)
-		return
-	}
 	var b Batch
-	if perr := a.readJSON(w, r, &b); perr != nil {
-		writeErr(w, perr)
+	c, ok := a.begin(w, r, &b)
+	if !ok {
 		return
 	}
 	if len(b.Messages) == 0 || len(b.Messages) > MaxBatch {
