@@ -240,15 +240,8 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	m.Handshakes.Inc()
 	m.Connections.Inc()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		m.Connections.Dec()
-		s.wg.Done()
-	}()
 	cfg := s.deps.Config
-	c.Serve(&protocol.Connected{
+	connected := &protocol.Connected{
 		ConnectionID: id,
 		SessionID:    sess.ID,
 		ResumeToken:  resumeToken,
@@ -256,7 +249,20 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		Node:         s.node,
 		HeartbeatMS:  int(cfg.HeartbeatInterval / time.Millisecond),
 		Limits:       s.deps.Limits,
-	})
+	}
+	// Serve on a fresh goroutine and let net/http's connection goroutine
+	// end: its stack has grown through the HTTP server's frames, and every
+	// idle connection would keep it for its whole life.
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			m.Connections.Dec()
+			s.wg.Done()
+		}()
+		c.Serve(connected)
+	}()
 }
 
 // rejectAfterUpgrade sends a close frame on a connection that never became
