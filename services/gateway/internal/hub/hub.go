@@ -244,7 +244,7 @@ func (h *Hub) Position(ctx context.Context, app, name string) (protocol.Position
 	return h.rlog.Position(ctx, app, name)
 }
 
-// Leave removes m from a room. It reports whether m was a member.
+// Leave removes m from a room; it does nothing if m is not a member.
 func (h *Hub) Leave(app, name string, m Member) {
 	h.mu.RLock()
 	r := h.rooms[roomKey{app, name}]

@@ -175,11 +175,7 @@ func (w *worker) fillGap(r *room) {
 			}
 		}
 		w.h.stats.gapFills.Add(1)
-		for i := range entries {
-			if entries[i].Offset >= r.next {
-				r.pending[entries[i].Offset] = w.decodeEntry(r, entries[i])
-			}
-		}
+		w.stash(r, entries)
 		w.drain(r)
 		if next := r.next; next < lowest {
 			// The stream no longer holds them: skip ahead, loudly.
@@ -190,6 +186,16 @@ func (w *worker) fillGap(r *room) {
 	}
 	w.drain(r)
 	w.arm(r)
+}
+
+// stash puts entries read from the recovery stream among the room's
+// pending messages; drain then delivers them in order.
+func (w *worker) stash(r *room, entries []roomlog.Entry) {
+	for i := range entries {
+		if entries[i].Offset >= r.next {
+			r.pending[entries[i].Offset] = w.decodeEntry(r, entries[i])
+		}
+	}
 }
 
 // resync catches a room up with its position in Redis.
@@ -208,16 +214,11 @@ func (w *worker) resync(r *room) {
 		w.resetEpoch(r, pos.Epoch)
 	}
 	if pos.Offset >= r.next {
-		// Pretend the tail is pending so fillGap fetches up to it.
 		entries, err := w.read(r, r.next, pos.Offset)
 		if err != nil && len(entries) == 0 {
 			w.h.log.Warn("resync read failed", "app", r.key.app, "room", r.key.room, "err", err)
 		}
-		for i := range entries {
-			if entries[i].Offset >= r.next {
-				r.pending[entries[i].Offset] = w.decodeEntry(r, entries[i])
-			}
-		}
+		w.stash(r, entries)
 		w.drain(r)
 		w.arm(r)
 	}
