@@ -41,6 +41,7 @@ var commands = []command{
 	{name: "sub", summary: "join rooms and print every message as a JSON line", run: runSub},
 	{name: "pub", summary: "publish one message to a room", run: runPub},
 	{name: "bench", summary: "load-test gateways: connections, fan-out, latency, CPU per delivery", run: runBench},
+	{name: "version", summary: "print the version", run: runVersion},
 }
 
 // run executes the command line args (without the program name) and
@@ -78,7 +79,7 @@ func topUsage(w io.Writer) {
 	b.WriteString("Usage: roomcast <command> [flags] [args]\n\n")
 	b.WriteString("Roomcast command-line tool.\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-6s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
 	}
 	b.WriteString("\nRun 'roomcast <command> --help' for a command's flags and environment variables.\n")
 	b.WriteString("Every flag is written -flag or --flag; a flag given on the command line beats its\nenvironment variable.\n")

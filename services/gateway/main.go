@@ -17,6 +17,10 @@ import (
 	"github.com/roomcast/roomcast/services/gateway/config"
 )
 
+// version is stamped in at build time (deploy/Dockerfile passes
+// -ldflags "-X main.version=..."); "dev" means an unstamped build.
+var version = "dev"
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
@@ -33,6 +37,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	log.Info("starting", "service", "gateway", "version", version)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return app.Run(ctx, cfg, log, nil)
