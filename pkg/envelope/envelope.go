@@ -39,6 +39,15 @@ var ErrMalformed = errors.New("envelope: malformed")
 
 // Append encodes e onto dst.
 func (e *Envelope) Append(dst []byte) []byte {
+	dst = e.AppendHead(dst)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Data)))
+	return append(dst, e.Data...)
+}
+
+// AppendHead encodes everything of e but its data, which comes last as a
+// uvarint length and the bytes. A Redis script that builds the data itself
+// (presence events) appends those two to the head to get what Append gives.
+func (e *Envelope) AppendHead(dst []byte) []byte {
 	var flags byte
 	if e.Transient {
 		flags |= flagTransient
@@ -50,8 +59,7 @@ func (e *Envelope) Append(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(e.Data)))
-	return append(dst, e.Data...)
+	return dst
 }
 
 // Marshal encodes e into a new slice.

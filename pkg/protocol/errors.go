@@ -14,7 +14,8 @@ const (
 	CodeInvalidRoom     Code = "invalid_room"      // room name empty, too long, not UTF-8 or with control characters
 	CodeMessageTooLarge Code = "message_too_large" // payload over the message size cap
 	CodeForbidden       Code = "forbidden"         // the token lacks the capability for this room and operation
-	CodeNotJoined       Code = "not_joined"        // leave of a room the connection has not joined
+	CodeNotJoined       Code = "not_joined"        // leave of a room the connection has not joined, or presence.enter before join
+	CodeNotPresent      Code = "not_present"       // presence.update or presence.leave without presence.enter
 	CodeTooManyRooms    Code = "too_many_rooms"    // join over the per-connection room cap
 	CodeRateLimited     Code = "rate_limited"      // operation over the per-connection rate limit
 	CodePublishFailed   Code = "publish_failed"    // the broker did not confirm in time; the message MAY have been delivered — retry with the same idempotency key
@@ -28,7 +29,7 @@ const (
 // Codes lists every error code, for documentation checks and SDKs.
 var Codes = []Code{
 	CodeBadRequest, CodeUnknownOp, CodeMissingID, CodeInvalidRoom, CodeMessageTooLarge,
-	CodeForbidden, CodeNotJoined, CodeTooManyRooms, CodeRateLimited, CodePublishFailed,
+	CodeForbidden, CodeNotJoined, CodeNotPresent, CodeTooManyRooms, CodeRateLimited, CodePublishFailed,
 	CodeUnavailable, CodeSessionInvalid, CodeInternal, CodeUnauthorized, CodeNotFound,
 }
 

@@ -74,6 +74,11 @@ var commandSeeds = []seed{
 	{"duplicate_keys", `{"id":27,"op":"join","op":"leave","id":28,"room":"r"}`},
 	{"unknown_fields", `{"id":29,"op":"join","room":"r","since":{"offset":4,"epoch":"e"}}`},
 	{"bom", "\xef\xbb\xbf{\"id\":30,\"op\":\"join\"}"},
+	{"presence_enter", `{"id":31,"op":"presence.enter","room":"r","data":{"name":"ada","status":"away"}}`},
+	{"presence_get_page", `{"id":32,"op":"presence.get","room":"r","cursor":"c2Vzcw","limit":1000}`},
+	{"presence_limit_negative", `{"id":33,"op":"presence.get","room":"r","limit":-1}`},
+	{"presence_limit_huge", `{"id":34,"op":"presence.get","room":"r","limit":99999999999999999999}`},
+	{"presence_subscribe_since", `{"id":35,"op":"presence.subscribe","room":"r","since":{"offset":3,"epoch":"e"}}`},
 }
 
 var serverFrameSeeds = []seed{
@@ -89,10 +94,14 @@ var serverFrameSeeds = []seed{
 	{"message_big_numbers", `{"type":"message","offset":18446744073709551615,"ts":-9223372036854775808,"data":1e400}`},
 	{"error_with_id", `{"type":"error","id":4,"error":{"code":"unknown_op","message":"m"}}`},
 	{"error_without_error", `{"type":"error"}`},
-	{"unknown_type", `{"type":"presence"}`},
+	{"unknown_type", `{"type":"bogus"}`},
 	{"limits_wrong_type", `{"type":"connected","limits":[]}`},
 	{"publish_rate_huge", `{"type":"connected","limits":{"publish_rate":1e309}}`},
 	{"not_json", `{"type":`},
+	{"presence", `{"type":"presence","room":"r","action":"join","member":{"client_id":"u","connection_id":"s","data":{"n":1},"since":1700000000000},"offset":3,"epoch":"e","ts":1700000000001}`},
+	{"presence_no_member", `{"type":"presence","action":"leave"}`},
+	{"reply_members", `{"type":"reply","id":6,"room":"r","members":[{"client_id":"u","connection_id":"s","since":1}],"cursor":"x"}`},
+	{"reply_count", `{"type":"reply","id":7,"room":"r","count":{"clients":2,"connections":3}}`},
 }
 
 func FuzzDecodeCommand(f *testing.F) {
@@ -112,10 +121,11 @@ func FuzzDecodeCommand(f *testing.F) {
 		if c.ID == 0 {
 			t.Fatalf("accepted a command with id 0: %q", frame)
 		}
-		switch c.Op {
-		case protocol.OpJoin, protocol.OpLeave, protocol.OpPublish, protocol.OpResume:
-		default:
+		if !c.Op.Known() {
 			t.Fatalf("accepted unknown op %q from %q", c.Op, frame)
+		}
+		if c.Limit < 0 {
+			t.Fatalf("accepted negative limit from %q", frame)
 		}
 		if c.Data != nil && (len(c.Data) == 0 || !json.Valid(c.Data)) {
 			t.Fatalf("accepted data %q that is not one JSON value, from %q", c.Data, frame)
@@ -182,7 +192,7 @@ func FuzzDecodeServerFrame(f *testing.F) {
 			return
 		}
 		set := 0
-		for _, p := range []bool{sf.Connected != nil, sf.Reply != nil, sf.Message != nil, sf.Error != nil} {
+		for _, p := range []bool{sf.Connected != nil, sf.Reply != nil, sf.Message != nil, sf.Presence != nil, sf.Error != nil} {
 			if p {
 				set++
 			}

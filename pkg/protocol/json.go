@@ -30,6 +30,20 @@ type jsonCommand struct {
 	Since          *jsonPosition   `json:"since,omitempty"`
 	SessionID      string          `json:"session_id,omitempty"`
 	ResumeToken    string          `json:"resume_token,omitempty"`
+	Cursor         string          `json:"cursor,omitempty"`
+	Limit          int             `json:"limit,omitempty"`
+}
+
+type jsonMember struct {
+	ClientID     string          `json:"client_id"`
+	ConnectionID string          `json:"connection_id"`
+	Data         json.RawMessage `json:"data,omitempty"`
+	Since        int64           `json:"since"`
+}
+
+type jsonCount struct {
+	Clients     int `json:"clients"`
+	Connections int `json:"connections"`
 }
 
 type jsonError struct {
@@ -68,6 +82,13 @@ type jsonServerFrame struct {
 	Position  *jsonPosition `json:"position,omitempty"`
 	Recovered bool          `json:"recovered,omitempty"`
 	Rooms     []string      `json:"rooms,omitempty"`
+	Members   []jsonMember  `json:"members,omitempty"`
+	Cursor    string        `json:"cursor,omitempty"`
+	Count     *jsonCount    `json:"count,omitempty"`
+
+	// presence (Room, Offset, Epoch and Timestamp are shared with message)
+	Action PresenceAction `json:"action,omitempty"`
+	Member *jsonMember    `json:"member,omitempty"`
 
 	// message (Room is shared with reply)
 	Room      string          `json:"room,omitempty"`
@@ -84,6 +105,7 @@ const (
 	typeConnected = "connected"
 	typeReply     = "reply"
 	typeMessage   = "message"
+	typePresence  = "presence"
 	typeError     = "error"
 )
 
@@ -106,12 +128,13 @@ func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
 		return Command{}, NewError(CodeMissingID, "command has no request id (\"id\": a positive integer)")
 	}
 	id := *w.ID
-	switch w.Op {
-	case OpJoin, OpLeave, OpPublish, OpResume:
-	case "":
+	switch {
+	case w.Op == "":
 		return Command{}, &Error{Code: CodeUnknownOp, Message: "command has no op", ID: id}
-	default:
+	case !w.Op.Known():
 		return Command{}, &Error{Code: CodeUnknownOp, Message: fmt.Sprintf("unknown op %q", truncate(string(w.Op), 64)), ID: id}
+	case w.Limit < 0:
+		return Command{}, &Error{Code: CodeBadRequest, Message: "limit must not be negative", ID: id}
 	}
 	c := Command{
 		ID:             id,
@@ -122,6 +145,8 @@ func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
 		IdempotencyKey: w.IdempotencyKey,
 		SessionID:      w.SessionID,
 		ResumeToken:    w.ResumeToken,
+		Cursor:         w.Cursor,
+		Limit:          w.Limit,
 	}
 	if w.Since != nil {
 		c.Since = &Position{Offset: w.Since.Offset, Epoch: w.Since.Epoch}
@@ -146,6 +171,8 @@ func (jsonCodec) AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		IdempotencyKey: c.IdempotencyKey,
 		SessionID:      c.SessionID,
 		ResumeToken:    c.ResumeToken,
+		Cursor:         c.Cursor,
+		Limit:          c.Limit,
 	}
 	if c.Since != nil {
 		w.Since = &jsonPosition{Offset: c.Since.Offset, Epoch: c.Since.Epoch}
@@ -190,6 +217,28 @@ func (jsonCodec) AppendServerFrame(dst []byte, f *ServerFrame) ([]byte, error) {
 		if r.Position != nil {
 			w.Position = &jsonPosition{Offset: r.Position.Offset, Epoch: r.Position.Epoch}
 		}
+		if r.Members != nil {
+			w.Members = make([]jsonMember, len(r.Members))
+			for i := range r.Members {
+				jm, err := memberToJSON(&r.Members[i])
+				if err != nil {
+					return dst, err
+				}
+				w.Members[i] = *jm
+			}
+		}
+		w.Cursor = r.Cursor
+		if r.Count != nil {
+			w.Count = &jsonCount{Clients: r.Count.Clients, Connections: r.Count.Connections}
+		}
+	case f.Presence != nil:
+		p := f.Presence
+		jm, err := memberToJSON(&p.Member)
+		if err != nil {
+			return dst, err
+		}
+		w = jsonServerFrame{Type: typePresence, Room: p.Room, Action: p.Action, Member: jm,
+			Offset: p.Offset, Epoch: p.Epoch, Timestamp: p.Timestamp}
 	case f.Message != nil:
 		m := f.Message
 		w = jsonServerFrame{
@@ -253,7 +302,23 @@ func (jsonCodec) DecodeServerFrame(frame []byte) (ServerFrame, error) {
 		if w.Position != nil {
 			r.Position = &Position{Offset: w.Position.Offset, Epoch: w.Position.Epoch}
 		}
+		if w.Members != nil {
+			r.Members = make([]PresenceMember, len(w.Members))
+			for i := range w.Members {
+				r.Members[i] = memberFromJSON(&w.Members[i])
+			}
+		}
+		r.Cursor = w.Cursor
+		if w.Count != nil {
+			r.Count = &PresenceCount{Clients: w.Count.Clients, Connections: w.Count.Connections}
+		}
 		return ServerFrame{Reply: r}, nil
+	case typePresence:
+		p := &PresenceEvent{Room: w.Room, Action: w.Action, Offset: w.Offset, Epoch: w.Epoch, Timestamp: w.Timestamp}
+		if w.Member != nil {
+			p.Member = memberFromJSON(w.Member)
+		}
+		return ServerFrame{Presence: p}, nil
 	case typeMessage:
 		m := &Message{
 			Room:      w.Room,
@@ -275,6 +340,25 @@ func (jsonCodec) DecodeServerFrame(frame []byte) (ServerFrame, error) {
 		return ServerFrame{Error: jerr}, nil
 	}
 	return ServerFrame{}, fmt.Errorf("protocol: unknown server frame type %q", truncate(w.Type, 64))
+}
+
+func memberToJSON(m *PresenceMember) (*jsonMember, error) {
+	jm := &jsonMember{ClientID: m.ClientID, ConnectionID: m.ConnectionID, Since: m.Since}
+	if len(m.Data) > 0 {
+		if !utf8.Valid(m.Data) || !json.Valid(m.Data) {
+			return nil, errors.New("protocol: presence data is not valid UTF-8 JSON")
+		}
+		jm.Data = m.Data
+	}
+	return jm, nil
+}
+
+func memberFromJSON(jm *jsonMember) PresenceMember {
+	m := PresenceMember{ClientID: jm.ClientID, ConnectionID: jm.ConnectionID, Since: jm.Since}
+	if len(jm.Data) > 0 {
+		m.Data = []byte(jm.Data)
+	}
+	return m
 }
 
 func appendJSON(dst []byte, v any) ([]byte, error) {

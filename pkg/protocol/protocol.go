@@ -7,6 +7,7 @@
 package protocol
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -32,7 +33,37 @@ const (
 	// OpResume restores a previous session of the same client (identity,
 	// rooms) after a reconnect to any node within the recovery window.
 	OpResume Op = "resume"
+
+	// Presence: a member of a room can enter the room's presence set with
+	// optional data, update that data and leave; anyone with the presence
+	// capability can read the set (paged) or its counts, and subscribe to
+	// its join/update/leave events, which are ordered and recoverable like
+	// room messages.
+	OpPresenceEnter       Op = "presence.enter"
+	OpPresenceUpdate      Op = "presence.update"
+	OpPresenceLeave       Op = "presence.leave"
+	OpPresenceGet         Op = "presence.get"
+	OpPresenceCount       Op = "presence.count"
+	OpPresenceSubscribe   Op = "presence.subscribe"
+	OpPresenceUnsubscribe Op = "presence.unsubscribe"
 )
+
+// Ops lists every client operation, for decoders and documentation checks.
+var Ops = []Op{
+	OpJoin, OpLeave, OpPublish, OpResume,
+	OpPresenceEnter, OpPresenceUpdate, OpPresenceLeave, OpPresenceGet,
+	OpPresenceCount, OpPresenceSubscribe, OpPresenceUnsubscribe,
+}
+
+// Known reports whether op is an operation of this protocol version.
+func (op Op) Known() bool {
+	for _, o := range Ops {
+		if o == op {
+			return true
+		}
+	}
+	return false
+}
 
 // Command is one client → server operation.
 type Command struct {
@@ -58,6 +89,11 @@ type Command struct {
 	// SessionID and ResumeToken identify the session a resume restores.
 	SessionID   string
 	ResumeToken string
+	// Cursor and Limit page presence.get: Cursor is the opaque value the
+	// previous page returned ("" for the first page); Limit is the page
+	// size (0 means the server's default).
+	Cursor string
+	Limit  int
 }
 
 // Position is where a room's stream stands: its offset within an epoch.
@@ -109,6 +145,54 @@ type Reply struct {
 	SessionID   string
 	ResumeToken string
 	Rooms       []string
+	// Members and Cursor answer presence.get: one page of members, and the
+	// cursor of the next page ("" when this page is the last).
+	Members []PresenceMember
+	Cursor  string
+	// Count answers presence.count.
+	Count *PresenceCount
+}
+
+// PresenceMember is one connection in a room's presence set.
+type PresenceMember struct {
+	ClientID string
+	// ConnectionID identifies the member: it is the id of the session,
+	// which stays the same when the client resumes on another node, so a
+	// quick reconnect is not a leave and a join.
+	ConnectionID string
+	// Data is the member's data (raw JSON in the JSON encoding); may be empty.
+	Data []byte
+	// Since is when the member entered, unix milliseconds.
+	Since int64
+}
+
+// PresenceCount counts a room's presence set: distinct clients (a client
+// with several connections counts once) and connections.
+type PresenceCount struct {
+	Clients     int
+	Connections int
+}
+
+// PresenceAction is what happened to a member.
+type PresenceAction string
+
+// Presence actions.
+const (
+	PresenceJoin   PresenceAction = "join"
+	PresenceUpdate PresenceAction = "update"
+	PresenceLeave  PresenceAction = "leave"
+)
+
+// PresenceEvent is a change of a room's presence set, delivered to the
+// room's presence subscribers in order. Offset and Epoch place it in the
+// room's presence stream (see PresenceChannel), for recovery.
+type PresenceEvent struct {
+	Room      string
+	Action    PresenceAction
+	Member    PresenceMember
+	Offset    uint64
+	Epoch     string
+	Timestamp int64 // unix milliseconds when the change was applied
 }
 
 // Message is a room message delivered to a member.
@@ -128,6 +212,7 @@ type ServerFrame struct {
 	Connected *Connected
 	Reply     *Reply
 	Message   *Message
+	Presence  *PresenceEvent
 	// Error is a problem not tied to one request (e.g. a frame that could
 	// not be parsed far enough to find its id).
 	Error *Error
@@ -181,4 +266,22 @@ func ValidateRoom(room string, maxBytes int) *Error {
 		}
 	}
 	return nil
+}
+
+// presenceSuffix ends the internal name of a room's presence channel: the
+// room whose ordered, recoverable stream carries the room's presence events.
+// It starts with a control character, which client room names cannot hold,
+// so no client room can collide with a presence channel.
+const presenceSuffix = "\x1fpresence"
+
+// PresenceChannel is the internal room that carries room's presence events.
+func PresenceChannel(room string) string { return room + presenceSuffix }
+
+// ChannelRoom maps an internal room name back to the client's room name;
+// presence reports whether name is a presence channel.
+func ChannelRoom(name string) (room string, presence bool) {
+	if r, ok := strings.CutSuffix(name, presenceSuffix); ok {
+		return r, true
+	}
+	return name, false
 }

@@ -1,5 +1,6 @@
 -- roomlog append: assign the next offset of a room, store the payload in the
--- room's recovery stream and refresh TTLs, all in one atomic step.
+-- room's recovery stream and refresh TTLs, all in one atomic step. Runs
+-- after appendfn.lua (roomlog_append).
 --
 -- KEYS[1]  meta hash   (fields: epoch, offset)
 -- KEYS[2]  stream      (entry id "<offset>-0", field "d" = payload)
@@ -24,26 +25,10 @@ if KEYS[3] then
   end
 end
 
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  -- New incarnation of the room: offsets restart, and whatever stream a
-  -- previous incarnation left behind must not mix with the new one.
-  epoch = ARGV[2]
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
-  redis.call('DEL', KEYS[2])
+local offset, epoch = roomlog_append(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+if not offset then
+  return epoch
 end
-
--- string.format keeps the offset exact (no "1e+14" notation) up to 2^53.
-local offset = string.format('%d', redis.call('HINCRBY', KEYS[1], 'offset', 1))
-local res = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], offset .. '-0', 'd', ARGV[1])
-if type(res) == 'table' and res.err then
-  -- Scripts do not roll back: undo the bump so no offset is left without
-  -- its stream entry.
-  redis.call('HINCRBY', KEYS[1], 'offset', -1)
-  return res
-end
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
 if KEYS[3] then
   redis.call('SET', KEYS[3], offset .. ':' .. epoch, 'PX', ARGV[6])
 end

@@ -67,8 +67,18 @@ var (
 	ErrInvalidIdempotencyKey = errors.New("roomlog: idempotency key too long")
 )
 
+// AppendLua is the source of the Lua function roomlog_append (see
+// appendfn.lua). A script in another package that must append to a room's
+// log in the same atomic step as its own changes starts with this source
+// and calls the function with the keys and settings from Target.
+//
+//go:embed appendfn.lua
+var AppendLua string
+
 //go:embed append.lua
-var appendSrc string
+var appendMain string
+
+var appendSrc = AppendLua + "\n" + appendMain
 
 //go:embed position.lua
 var positionSrc string
@@ -263,6 +273,31 @@ func (l *Log) roomKeys(app, room string) (base, meta, stream string) {
 	base = l.prefix + "room" + hashTag(app, room) + ":" + app + ":" + room
 	return base, base + ":meta", base + ":stream"
 }
+
+// Target is what a script that calls roomlog_append needs about one room:
+// its keys (which share the room's hash tag, HashTag) and its settings as
+// script arguments.
+type Target struct {
+	Meta, Stream string
+	StreamSize   int
+	StreamTTLms  int64
+	MetaTTLms    int64
+}
+
+// Target returns the keys and settings of a room's log.
+func (l *Log) Target(app, room string) Target {
+	s := l.settingsFor(app, room)
+	_, meta, stream := l.roomKeys(app, room)
+	return Target{Meta: meta, Stream: stream, StreamSize: s.streamSize, StreamTTLms: s.streamTTLms, MetaTTLms: s.metaTTLms}
+}
+
+// HashTag is the Redis Cluster hash tag of a room's keys; keys that a
+// script touches together with the room's log must carry it.
+func HashTag(app, room string) string { return hashTag(app, room) }
+
+// NewEpoch returns a fresh random epoch, the candidate a script passes to
+// roomlog_append.
+func NewEpoch() (string, error) { return newEpoch() }
 
 func newEpoch() (string, error) {
 	var b [8]byte

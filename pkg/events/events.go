@@ -1,0 +1,157 @@
+// Package events is the pipeline from gateways to the worker services: the
+// typed tasks a gateway enqueues (asynq, on Redis), the queues they go to,
+// and helpers for both sides.
+//
+// Every payload is JSON with a version field "v". A worker rejects a payload
+// from a newer version without retrying it (it would fail the same way), so
+// a rolling upgrade that starts gateways first never wedges a queue; workers
+// are upgraded before gateways start sending a new version.
+//
+// Delivery is at least once and in no particular order: every handler is
+// idempotent, and ordering that matters (a member's enter before its leave)
+// is carried in the payload (Seq) and enforced where the state lives.
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hibiken/asynq"
+)
+
+// Version is the payload version this package writes.
+const Version = 1
+
+// Task types.
+const (
+	TypeConnectionOpened = "connection.opened"
+	TypeConnectionClosed = "connection.closed"
+	TypeRoomJoined       = "room.joined"
+	TypeRoomLeft         = "room.left"
+	TypeMessagePublished = "message.published"
+
+	// TypePresenceEnter, Update and Leave change one member of one room.
+	TypePresenceEnter  = "presence.enter"
+	TypePresenceUpdate = "presence.update"
+	TypePresenceLeave  = "presence.leave"
+	// TypePresenceDetach: a connection with presence dropped without a
+	// clean close. Enqueued to run after the presence grace; its members
+	// leave unless a resumed connection has taken them over meanwhile.
+	TypePresenceDetach = "presence.detach"
+)
+
+// Consumers maps each worker service to the task types it consumes. A
+// gateway enqueues a task once per consumer that is enabled, on the
+// consumer's own queue, so services scale and fail independently.
+var Consumers = map[string][]string{
+	"presence": {TypePresenceEnter, TypePresenceUpdate, TypePresenceLeave, TypePresenceDetach},
+}
+
+// Queue is the asynq queue of a consumer. asynq's keys carry no prefix of
+// their own, so the cluster's Redis prefix goes into the queue name: two
+// clusters (or two tests) sharing one Redis never share a queue.
+func Queue(prefix, consumer string) string {
+	return strings.TrimSuffix(prefix, ":") + ":" + consumer
+}
+
+// Connection is the payload of connection.opened and connection.closed.
+type Connection struct {
+	V         int    `json:"v"`
+	App       string `json:"app"`
+	ClientID  string `json:"client_id"`
+	ConnID    string `json:"conn_id"`
+	SessionID string `json:"session_id,omitempty"`
+	Node      string `json:"node"`
+	At        int64  `json:"at"` // unix milliseconds
+	// Code is the close code (connection.closed only).
+	Code int `json:"code,omitempty"`
+}
+
+// Membership is the payload of room.joined and room.left.
+type Membership struct {
+	V        int    `json:"v"`
+	App      string `json:"app"`
+	Room     string `json:"room"`
+	ClientID string `json:"client_id"`
+	ConnID   string `json:"conn_id"`
+	Node     string `json:"node"`
+	At       int64  `json:"at"`
+}
+
+// Published is the payload of message.published.
+type Published struct {
+	V      int    `json:"v"`
+	App    string `json:"app"`
+	Room   string `json:"room"`
+	Offset uint64 `json:"offset,omitempty"`
+	Epoch  string `json:"epoch,omitempty"`
+	Event  string `json:"event,omitempty"`
+	From   string `json:"from,omitempty"`
+	Bytes  int    `json:"bytes"`
+	At     int64  `json:"at"`
+}
+
+// PresenceChange is the payload of presence.enter, .update and .leave.
+type PresenceChange struct {
+	V        int    `json:"v"`
+	App      string `json:"app"`
+	Room     string `json:"room"`
+	ClientID string `json:"client_id"`
+	// MemberID is the session id: stable across a resume, so a resumed
+	// connection's enter takes the member over instead of joining again.
+	MemberID string `json:"member_id"`
+	// ConnID is the connection the change came from; a detach of an older
+	// connection leaves only members still held by that connection.
+	ConnID string          `json:"conn_id"`
+	Node   string          `json:"node"`
+	Data   json.RawMessage `json:"data,omitempty"`
+	// Seq orders changes of one member: unix nanoseconds at the gateway,
+	// strictly increasing per connection. A change older than the member's
+	// last applied change is ignored.
+	Seq int64 `json:"seq"`
+	At  int64 `json:"at"` // unix milliseconds
+}
+
+// PresenceDetach is the payload of presence.detach.
+type PresenceDetach struct {
+	V        int    `json:"v"`
+	App      string `json:"app"`
+	MemberID string `json:"member_id"`
+	ConnID   string `json:"conn_id"`
+	Seq      int64  `json:"seq"`
+	At       int64  `json:"at"`
+}
+
+// NewTask encodes payload (one of the types above, with V set or zero) as a
+// task of type typ.
+func NewTask(typ string, payload any, opts ...asynq.Option) (*asynq.Task, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("events: encode %s: %w", typ, err)
+	}
+	return asynq.NewTask(typ, b, opts...), nil
+}
+
+// ErrVersion reports a payload from a newer version of the platform.
+var ErrVersion = errors.New("events: unsupported payload version")
+
+// Decode parses a task's payload into v (a pointer to one of the types
+// above). Malformed payloads and newer versions are wrapped with
+// asynq.SkipRetry: retrying cannot fix them.
+func Decode(t *asynq.Task, v any) error {
+	var head struct {
+		V int `json:"v"`
+	}
+	if err := json.Unmarshal(t.Payload(), &head); err != nil {
+		return fmt.Errorf("events: decode %s: %w: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	if head.V > Version {
+		return fmt.Errorf("%w: %s v%d (this worker reads v%d): %w", ErrVersion, t.Type(), head.V, Version, asynq.SkipRetry)
+	}
+	if err := json.Unmarshal(t.Payload(), v); err != nil {
+		return fmt.Errorf("events: decode %s: %w: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	return nil
+}
