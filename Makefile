@@ -16,6 +16,7 @@ all: lint build test
 build:
 	@mkdir -p bin
 	$(GO) build -o bin/gateway ./services/gateway
+	$(GO) build -o bin/auth ./services/auth
 	$(GO) build -o bin/roomcast ./cmd/roomcast
 
 # test runs everything against the real Redis, RabbitMQ and PostgreSQL on

@@ -17,7 +17,11 @@ const (
 	OpPresence Op = "presence" // enter the room's presence set and read it
 	OpHistory  Op = "history"  // read the room's archived history
 	OpMetrics  Op = "metrics"  // read the room's live and aggregated metrics
+	OpAdmin    Op = "admin"    // manage the room (reserved for moderation APIs: kick, ban)
 )
+
+// Ops lists every operation, in documentation order.
+var Ops = []Op{OpJoin, OpPublish, OpPresence, OpHistory, OpMetrics, OpAdmin}
 
 // Limits on capabilities, so that a token stays small and Allows stays cheap.
 const (
@@ -28,7 +32,7 @@ const (
 // Valid reports whether o is one of the known operations.
 func (o Op) Valid() bool {
 	switch o {
-	case OpJoin, OpPublish, OpPresence, OpHistory, OpMetrics:
+	case OpJoin, OpPublish, OpPresence, OpHistory, OpMetrics, OpAdmin:
 		return true
 	}
 	return false
@@ -93,6 +97,37 @@ func (c Capabilities) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Within reports whether every operation c allows is also allowed by
+// limit, whichever room it is used on: for each pattern P of c and each of
+// its operations, some pattern Q of limit that lists the operation must
+// match P read as a literal room name. That is sound because Q's literals
+// never contain '*' (it is always a wildcard), so every '*' of P falls
+// inside a '*' of Q; it is conservative: P covered only by the union of
+// several patterns of limit is refused. A nil limit means "no limit" (keys
+// from static configuration); an empty non-nil one allows nothing.
+func (c Capabilities) Within(limit Capabilities) bool {
+	if limit == nil {
+		return true
+	}
+	for pattern, ops := range c {
+		for _, op := range ops {
+			if !limit.coversPattern(pattern, op) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (c Capabilities) coversPattern(pattern string, op Op) bool {
+	for q, ops := range c {
+		if hasOp(ops, op) && MatchPattern(q, pattern) {
+			return true
+		}
+	}
+	return false
 }
 
 // MatchPattern reports whether room matches pattern (see Capabilities for

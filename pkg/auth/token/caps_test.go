@@ -134,7 +134,8 @@ func TestAllows(t *testing.T) {
 		{"日本", OpJoin, false},
 		{"weird:x:y:room", OpPublish, true},
 		{"weird:room", OpPublish, false},
-		{"chat.general", Op("admin"), false},
+		{"chat.general", OpAdmin, false},
+		{"chat.general", Op("superuser"), false},
 	}
 	for _, tt := range tests {
 		if got := caps.Allows(tt.room, tt.op); got != tt.want {
@@ -165,10 +166,10 @@ func TestCapabilitiesValidate(t *testing.T) {
 	}{
 		{"nil", nil, true},
 		{"empty", Capabilities{}, true},
-		{"all ops", Capabilities{"*": {OpJoin, OpPublish, OpPresence, OpHistory, OpMetrics}}, true},
+		{"all ops", Capabilities{"*": Ops}, true},
 		{"at pattern limit", atLimit, true},
 		{"longest pattern", Capabilities{strings.Repeat("x", MaxPatternBytes): {OpJoin}}, true},
-		{"unknown op", Capabilities{"*": {OpJoin, "admin"}}, false},
+		{"unknown op", Capabilities{"*": {OpJoin, "superuser"}}, false},
 		{"op with wrong case", Capabilities{"*": {"Join"}}, false},
 		{"empty op", Capabilities{"*": {""}}, false},
 		{"no ops", Capabilities{"*": {}}, false},
@@ -235,4 +236,58 @@ func TestTruncate(t *testing.T) {
 	if got := truncate("abc", 3); got != "abc" {
 		t.Errorf("truncate shortened a short string: %q", got)
 	}
+}
+
+func TestWithin(t *testing.T) {
+	key := Capabilities{
+		"chat.*":   {OpJoin, OpPublish},
+		"news":     {OpJoin},
+		"team:*:x": {OpPresence},
+	}
+	tests := []struct {
+		name string
+		caps Capabilities
+		want bool
+	}{
+		{"nil", nil, true},
+		{"same", key, true},
+		{"narrower pattern", Capabilities{"chat.lobby": {OpJoin}, "chat.a*": {OpPublish}}, true},
+		{"fewer ops", Capabilities{"chat.*": {OpJoin}}, true},
+		{"star inside star", Capabilities{"team:*:x": {OpPresence}, "team:a*b:x": {OpPresence}}, true},
+		{"wider pattern", Capabilities{"chat*": {OpJoin}}, false},
+		{"everything", Capabilities{"*": {OpJoin}}, false},
+		{"op the key lacks", Capabilities{"news": {OpPublish}}, false},
+		{"admin the key lacks", Capabilities{"chat.*": {OpAdmin}}, false},
+		{"pattern the key lacks", Capabilities{"sports": {OpJoin}}, false},
+		{"literal star is not a wildcard in the key", Capabilities{"news*": {OpJoin}}, false},
+		{"suffix wider", Capabilities{"team:*": {OpPresence}}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.caps.Within(key); got != tt.want {
+			t.Errorf("%s: Within = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if !(Capabilities{"*": {OpAdmin}}).Within(nil) {
+		t.Error("a nil limit refused something")
+	}
+	if (Capabilities{"x": {OpJoin}}).Within(Capabilities{}) {
+		t.Error("an empty limit allowed something")
+	}
+}
+
+// FuzzWithin checks soundness: whenever Within says yes, every room the
+// narrower pattern matches is matched by the key's pattern.
+func FuzzWithin(f *testing.F) {
+	f.Add("chat.*", "chat.a*b", "chat.aXb")
+	f.Add("*x*", "ax*", "axe")
+	f.Fuzz(func(t *testing.T, keyPattern, tokPattern, room string) {
+		if len(keyPattern) > 64 || len(tokPattern) > 64 || len(room) > 256 {
+			return
+		}
+		key := Capabilities{keyPattern: {OpJoin}}
+		tok := Capabilities{tokPattern: {OpJoin}}
+		if tok.Within(key) && MatchPattern(tokPattern, room) && !MatchPattern(keyPattern, room) {
+			t.Fatalf("%q within %q, yet %q matches only the token's", tokPattern, keyPattern, room)
+		}
+	})
 }

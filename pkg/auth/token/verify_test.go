@@ -156,7 +156,7 @@ func TestVerify(t *testing.T) {
 		{"sub with control character", sign(with("sub", "a\nb")), ErrInvalidClaims},
 		{"sub too long", sign(with("sub", strings.Repeat("u", MaxClientIDBytes+1))), ErrInvalidClaims},
 		{"missing exp", sign(with("exp", nil)), ErrInvalidClaims},
-		{"caps unknown op", sign(with("caps", map[string]any{"*": []string{"admin"}})), ErrInvalidClaims},
+		{"caps unknown op", sign(with("caps", map[string]any{"*": []string{"superuser"}})), ErrInvalidClaims},
 		{"caps empty pattern", sign(with("caps", map[string]any{"": []string{"join"}})), ErrInvalidClaims},
 		{"caps no ops", sign(with("caps", map[string]any{"*": []string{}})), ErrInvalidClaims},
 		{"caps too many patterns", sign(with("caps", tooManyCaps)), ErrInvalidClaims},
@@ -343,7 +343,7 @@ func TestMintRejects(t *testing.T) {
 		{"key with bad id", Key{App: "a", ID: "k:1", Secret: keyDemo.Secret}, "u", caps, time.Minute},
 		{"empty client id", keyDemo, "", caps, time.Minute},
 		{"client id with control character", keyDemo, "a\x00", caps, time.Minute},
-		{"bad caps", keyDemo, "u", Capabilities{"*": {"admin"}}, time.Minute},
+		{"bad caps", keyDemo, "u", Capabilities{"*": {"superuser"}}, time.Minute},
 		{"zero ttl", keyDemo, "u", caps, 0},
 		{"negative ttl", keyDemo, "u", caps, -time.Minute},
 		{"sub-second ttl", keyDemo, "u", caps, 500 * time.Millisecond},
@@ -368,7 +368,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(minted)
 	f.Add(sign(goodClaims()))
 	f.Add(sign(with("exp", now.Add(-time.Minute).Unix())))
-	f.Add(sign(with("caps", map[string]any{"*": []string{"admin"}})))
+	f.Add(sign(with("caps", map[string]any{"*": []string{"superuser"}})))
 	f.Add(rawToken(map[string]any{"alg": "none", "kid": "k1"}, goodClaims(), nil, nil))
 	f.Add(rawToken(hdr("k3"), goodClaims(), sha256.New, nil))
 	f.Add("")

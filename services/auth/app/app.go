@@ -1,0 +1,118 @@
+// Package app wires the auth service from its configuration: PostgreSQL
+// (migrated on start), the sealer, the store, the HTTP API, health and
+// metrics. The auth binary and `roomcast run` both start it through Run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/roomcast/roomcast/pkg/auth/authapi"
+	"github.com/roomcast/roomcast/pkg/observability"
+	"github.com/roomcast/roomcast/services/auth/config"
+	"github.com/roomcast/roomcast/services/auth/internal/api"
+	"github.com/roomcast/roomcast/services/auth/internal/migrations"
+	"github.com/roomcast/roomcast/services/auth/internal/seal"
+	"github.com/roomcast/roomcast/services/auth/internal/store"
+)
+
+// Run serves until ctx is cancelled, then shuts down within
+// cfg.ShutdownTimeout. onListen, if set, is called with the bound address
+// once the service accepts requests.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen func(addr net.Addr)) error {
+	log = log.With("service", "auth")
+	master, err := cfg.ParseMasterKey()
+	if err != nil {
+		return err
+	}
+	sealer, err := seal.New(master)
+	if err != nil {
+		return err
+	}
+
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		// The URL may hold a password: never quote it.
+		return errors.New("AUTH_DATABASE_URL: not a valid PostgreSQL URL")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+	mctx, mcancel := context.WithTimeout(ctx, time.Minute)
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	version, err := migrations.Up(mctx, sqlDB, log.With("component", "migrations"))
+	mcancel()
+	_ = sqlDB.Close()
+	if err != nil {
+		return err
+	}
+	log.Info("database ready", "schema_version", version)
+	st := store.New(pool, sealer)
+
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return errors.New("ROOMCAST_REDIS_URL: not a valid Redis URL")
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	channel := authapi.NotifyChannel(cfg.RedisPrefix)
+	notify := func() {
+		// Gateways also poll, so a lost notification only delays them.
+		go func() {
+			nctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := rdb.Publish(nctx, channel, "changed").Err(); err != nil {
+				log.Warn("key change notification failed; gateways will notice by polling", "err", err)
+			}
+		}()
+	}
+
+	reg := observability.NewRegistry()
+	mux := http.NewServeMux()
+	api.New(api.Config{
+		Store:        st,
+		AdminToken:   cfg.AdminToken,
+		ServiceToken: cfg.ServiceToken,
+		Notify:       notify,
+		Log:          log,
+		Registry:     reg,
+	}).Mount(mux)
+	observability.Mount(mux, reg,
+		observability.Check{Name: "postgres", Func: st.Ping},
+	)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+	if onListen != nil {
+		onListen(ln.Addr())
+	}
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown: requests still running at the deadline", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}

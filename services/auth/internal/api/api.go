@@ -1,0 +1,186 @@
+// Package api is the auth service's HTTP API: the admin API (apps, API
+// keys, signing keys) guarded by the admin credential, token issuance for
+// backends (POST /v1/tokens, authenticated by an API key), the public JWKS,
+// and the gateways' key feed guarded by the service credential.
+// docs/auth-api.md and docs/auth-openapi.yaml describe it.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/roomcast/roomcast/pkg/auth/authapi"
+	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/services/auth/internal/seal"
+	"github.com/roomcast/roomcast/services/auth/internal/store"
+)
+
+// maxBody caps every request body: the largest is a key's capabilities.
+const maxBody = 256 << 10
+
+// Config is what the API needs.
+type Config struct {
+	Store *store.Store
+	// AdminToken guards /admin/...; ServiceToken guards /internal/...
+	// (empty: refused).
+	AdminToken   string
+	ServiceToken string
+	// Notify announces a change of the API keys or signing keys to
+	// gateways. It must not block for long.
+	Notify func()
+	Log    *slog.Logger
+	// Registry receives the API's metrics.
+	Registry *prometheus.Registry
+}
+
+// API serves the endpoints.
+type API struct {
+	cfg      Config
+	log      *slog.Logger
+	requests *prometheus.CounterVec
+}
+
+// New creates the API.
+func New(cfg Config) *API {
+	if cfg.Notify == nil {
+		cfg.Notify = func() {}
+	}
+	a := &API{
+		cfg: cfg,
+		log: cfg.Log,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roomcast_auth_requests_total",
+			Help: "Requests answered, by route and error code (\"\" for success).",
+		}, []string{"route", "code"}),
+	}
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(a.requests)
+	}
+	return a
+}
+
+// Mount registers the endpoints on mux.
+func (a *API) Mount(mux *http.ServeMux) {
+	a.route(mux, "POST /admin/v1/apps", a.admin(a.createApp))
+	a.route(mux, "GET /admin/v1/apps", a.admin(a.listApps))
+	a.route(mux, "POST /admin/v1/apps/{app}/keys", a.admin(a.createKey))
+	a.route(mux, "GET /admin/v1/apps/{app}/keys", a.admin(a.listKeys))
+	a.route(mux, "POST /admin/v1/apps/{app}/keys/{key}/rotate", a.admin(a.rotateKey))
+	a.route(mux, "POST /admin/v1/apps/{app}/keys/{key}/revoke", a.admin(a.revokeKey))
+}
+
+// handler answers a request with a value to encode or an error.
+type handler func(r *http.Request) (status int, body any, err *Error)
+
+// Error is an API error: HTTP status, stable code, message.
+type Error struct {
+	Status  int
+	Code    protocol.Code
+	Message string
+}
+
+func errorf(status int, code protocol.Code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+var (
+	errUnauthorized = errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, `send "Authorization: Bearer <credential>" with a valid credential`)
+)
+
+// route registers h under pattern, counting answers by route and code.
+func (a *API) route(mux *http.ServeMux, pattern string, h handler) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		status, body, aerr := h(r)
+		if aerr != nil {
+			a.requests.WithLabelValues(pattern, string(aerr.Code)).Inc()
+			writeJSON(w, aerr.Status, authapi.Error{Error: authapi.ErrorBody{Code: aerr.Code, Message: aerr.Message}})
+			return
+		}
+		a.requests.WithLabelValues(pattern, "").Inc()
+		if status == http.StatusNotModified {
+			w.WriteHeader(status)
+			return
+		}
+		writeJSON(w, status, body)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// bearer returns the request's bearer credential.
+func bearer(r *http.Request) (string, bool) {
+	cred, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return cred, ok && cred != ""
+}
+
+// admin guards h with the admin credential (constant-time comparison).
+func (a *API) admin(h handler) handler {
+	return func(r *http.Request) (int, any, *Error) {
+		cred, ok := bearer(r)
+		if !ok || !seal.EqualStrings(cred, a.cfg.AdminToken) {
+			return 0, nil, errUnauthorized
+		}
+		return h(r)
+	}
+}
+
+// decode reads a JSON body into v; an empty body leaves v as it is when
+// optional.
+func decode(r *http.Request, v any, optional bool) *Error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if optional && errors.Is(err, io.EOF) {
+			return nil
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(http.StatusRequestEntityTooLarge, protocol.CodeBadRequest, "request body over %d bytes", maxBody)
+		}
+		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "body is not valid JSON for this endpoint: %v", boundedErr(err))
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "body has data after the JSON value")
+	}
+	return nil
+}
+
+// boundedErr shortens a decoder error, which may quote the request.
+func boundedErr(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// storeError maps a store error to an API error, logging unexpected ones.
+func (a *API) storeError(op string, err error) *Error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errorf(http.StatusNotFound, protocol.CodeNotFound, "no such app or key")
+	case errors.Is(err, store.ErrConflict):
+		return errorf(http.StatusConflict, authapi.CodeConflict, "already exists")
+	case errors.Is(err, store.ErrKeyRevoked):
+		return errorf(http.StatusForbidden, protocol.CodeForbidden, "the API key is revoked or expired")
+	case errors.Is(err, store.ErrBadKey):
+		return errUnauthorized
+	}
+	a.log.Error(op+" failed", "err", err)
+	return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "database unavailable; retry later")
+}
