@@ -17,6 +17,7 @@ build:
 	@mkdir -p bin
 	$(GO) build -o bin/gateway ./services/gateway
 	$(GO) build -o bin/auth ./services/auth
+	$(GO) build -o bin/presence ./services/presence
 	$(GO) build -o bin/roomcast ./cmd/roomcast
 
 # test runs everything against the real Redis, RabbitMQ and PostgreSQL on

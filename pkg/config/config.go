@@ -9,10 +9,15 @@ package config
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/roomcast/roomcast/pkg/roomlog"
 )
 
 // Common is the configuration every Roomcast service shares.
@@ -59,4 +64,74 @@ func (c *Common) Validate() error {
 		c.NodeID = host + "-" + hex.EncodeToString(b[:])
 	}
 	return nil
+}
+
+// RoomLog is the configuration of the room logs in Redis (offsets and
+// recovery streams), which every service that appends to them — gateways,
+// and the presence service for presence events — must share.
+type RoomLog struct {
+	// StreamSize, StreamTTL (the recovery window) and MetaTTL size each
+	// room's recovery state in Redis; IdempotencyTTL is the dedupe window.
+	StreamSize     int           `env:"ROOMCAST_STREAM_SIZE" envDefault:"1000"`
+	StreamTTL      time.Duration `env:"ROOMCAST_STREAM_TTL" envDefault:"2m"`
+	MetaTTL        time.Duration `env:"ROOMCAST_META_TTL" envDefault:"24h"`
+	IdempotencyTTL time.Duration `env:"ROOMCAST_IDEMPOTENCY_TTL" envDefault:"2m"`
+	// StreamRules override StreamSize and StreamTTL per app or room
+	// pattern: a JSON array, first match wins, e.g.
+	// [{"app":"demo","room":"chat.*","size":5000,"ttl":"10m"}]. "app" ""
+	// or absent means any app; "room" uses '*' wildcards.
+	StreamRules string `env:"ROOMCAST_STREAM_RULES"`
+}
+
+// LogConfig is the roomlog configuration for a cluster's Redis prefix.
+func (c *RoomLog) LogConfig(prefix string) (roomlog.Config, error) {
+	rules, err := c.ParseStreamRules()
+	if err != nil {
+		return roomlog.Config{}, err
+	}
+	return roomlog.Config{
+		Rules:          rules,
+		Prefix:         prefix,
+		StreamSize:     c.StreamSize,
+		StreamTTL:      c.StreamTTL,
+		MetaTTL:        c.MetaTTL,
+		IdempotencyTTL: c.IdempotencyTTL,
+	}, nil
+}
+
+// streamRule is one element of ROOMCAST_STREAM_RULES.
+type streamRule struct {
+	App  string `json:"app"`
+	Room string `json:"room"`
+	Size int    `json:"size"`
+	TTL  string `json:"ttl"`
+}
+
+// ParseStreamRules parses ROOMCAST_STREAM_RULES.
+func (c *RoomLog) ParseStreamRules() ([]roomlog.Rule, error) {
+	if strings.TrimSpace(c.StreamRules) == "" {
+		return nil, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(c.StreamRules))
+	dec.DisallowUnknownFields()
+	var raw []streamRule
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("config: ROOMCAST_STREAM_RULES: %w", err)
+	}
+	rules := make([]roomlog.Rule, 0, len(raw))
+	for i, r := range raw {
+		rule := roomlog.Rule{App: r.App, RoomPattern: r.Room, StreamSize: r.Size}
+		if r.Size < 0 {
+			return nil, fmt.Errorf("config: ROOMCAST_STREAM_RULES[%d]: size must not be negative", i)
+		}
+		if r.TTL != "" {
+			d, err := time.ParseDuration(r.TTL)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("config: ROOMCAST_STREAM_RULES[%d]: ttl %q is not a positive duration", i, r.TTL)
+			}
+			rule.StreamTTL = d
+		}
+		rules = append(rules, rule)
+	}
+	return rules, nil
 }

@@ -287,6 +287,19 @@ func (s *Store) Get(ctx context.Context, app, room, cursor string, limit int) ([
 	return out, next, nil
 }
 
+// Member returns one member of a room, if present.
+func (s *Store) Member(ctx context.Context, app, room, memberID string) (protocol.PresenceMember, bool, error) {
+	raw, err := s.rdb.HGet(ctx, s.roomKeys(app, room).members, memberID).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return protocol.PresenceMember{}, false, nil
+	}
+	if err != nil {
+		return protocol.PresenceMember{}, false, fmt.Errorf("presence: member: %w", err)
+	}
+	m, err := ParseMember(raw)
+	return m, err == nil, err
+}
+
 // ErrCursor reports a cursor that Get did not issue.
 var ErrCursor = errors.New("presence: invalid cursor")
 

@@ -17,7 +17,9 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/broker"
+	"github.com/roomcast/roomcast/pkg/events"
 	"github.com/roomcast/roomcast/pkg/observability"
+	"github.com/roomcast/roomcast/pkg/presence"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/roomlog"
 	"github.com/roomcast/roomcast/pkg/session"
@@ -53,18 +55,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	}
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
-	rules, err := cfg.ParseStreamRules()
+	lcfg, err := cfg.LogConfig(cfg.RedisPrefix)
 	if err != nil {
 		return err
 	}
-	rlog := roomlog.New(rdb, roomlog.Config{
-		Rules:          rules,
-		Prefix:         cfg.RedisPrefix,
-		StreamSize:     cfg.StreamSize,
-		StreamTTL:      cfg.StreamTTL,
-		MetaTTL:        cfg.MetaTTL,
-		IdempotencyTTL: cfg.IdempotencyTTL,
-	})
+	rlog := roomlog.New(rdb, lcfg)
 
 	reg := observability.NewRegistry()
 	m := metrics.New(reg)
@@ -80,8 +75,16 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	h = hub.New(hub.Config{Shards: cfg.Shards, GapWait: cfg.GapWait, Frame: wsframe.Encode}, log.With("component", "hub"), bus, rlog)
+	h = hub.New(hub.Config{Shards: cfg.Shards, GapWait: cfg.GapWait, Frame: wsframe.Encode, View: presence.Frame}, log.With("component", "hub"), bus, rlog)
 	registerStats(reg, h, bus)
+
+	consumers, err := cfg.Consumers()
+	if err != nil {
+		return err
+	}
+	emitter := events.NewEmitter(rdb, events.EmitterConfig{Prefix: cfg.RedisPrefix, Consumers: consumers, Buffer: cfg.EventBuffer}, log.With("component", "events"))
+	registerEventStats(reg, emitter)
+	pstore := presence.New(rdb, rlog, presence.Config{Prefix: cfg.RedisPrefix, NodeTTL: cfg.PresenceNodeTTL})
 	// Callbacks run on the broker's connection goroutine: resync elsewhere.
 	bus.OnReconnect(func() { go h.Resync() })
 
@@ -91,6 +94,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		Sessions: session.New(rdb, session.Config{Prefix: cfg.RedisPrefix, TTL: cfg.SessionTTL}),
 		Log:      log,
 		Metrics:  m,
+		Events:   emitter,
+		Presence: pstore,
 		Limits: protocol.Limits{
 			MaxMessageBytes:  cfg.MaxMessageBytes,
 			MaxRoomNameBytes: cfg.MaxRoomNameBytes,
@@ -101,6 +106,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	}
 	srv := server.New(deps, verifier, cfg.NodeID)
 	go srv.Run()
+	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLease()
+	if cfg.Presence() {
+		go srv.RunPresenceLease(leaseCtx, pstore, cfg.NodeID, cfg.PresenceNodeTTL)
+	}
 
 	mux := http.NewServeMux()
 	srv.Mount(mux)
@@ -152,12 +162,23 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		log.Warn("drain: publishes still unconfirmed at the deadline", "err", err)
 	}
 	_ = httpSrv.Shutdown(ctx)
+	// Connections have enqueued their presence detaches; hand them to
+	// Redis before going. The lease is left to expire: members whose
+	// clients resume elsewhere are taken over before the sweep finds them.
+	emitter.Close(ctx)
+	stopLease()
 	if err := bus.Close(); err != nil {
 		log.Warn("broker close", "err", err)
 	}
 	h.Close()
 	log.Info("stopped", "drain", time.Since(start).String())
 	return nil
+}
+
+// registerEventStats exposes the event pipeline's counters.
+func registerEventStats(reg *prometheus.Registry, e *events.Emitter) {
+	metrics.Func(reg, "roomcast_gateway_events_enqueued_total", "Events enqueued for the worker services.", func() float64 { return float64(e.Stats().Enqueued) })
+	metrics.Func(reg, "roomcast_gateway_events_dropped_total", "Events dropped (buffer full or Redis unreachable).", func() float64 { return float64(e.Stats().Dropped) })
 }
 
 // registerStats exposes the hub's and the broker's own counters.

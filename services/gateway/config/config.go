@@ -3,20 +3,21 @@
 package config
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	pkgconfig "github.com/roomcast/roomcast/pkg/config"
-	"github.com/roomcast/roomcast/pkg/roomlog"
+	"github.com/roomcast/roomcast/pkg/events"
 )
 
 // Config is the gateway configuration.
 type Config struct {
 	pkgconfig.Common
+	pkgconfig.RoomLog
 
 	// Addr is the listen address for WebSocket, REST, health and metrics.
 	// Port 0 picks a free port; the chosen address is logged as "listening".
@@ -89,23 +90,31 @@ type Config struct {
 	// confirm, across reconnects, before the client gets publish_failed.
 	PublishTimeout time.Duration `env:"GATEWAY_PUBLISH_TIMEOUT" envDefault:"5s"`
 
-	// StreamSize, StreamTTL (the recovery window) and MetaTTL size each
-	// room's recovery state in Redis; IdempotencyTTL is the dedupe window.
-	StreamSize     int           `env:"ROOMCAST_STREAM_SIZE" envDefault:"1000"`
-	StreamTTL      time.Duration `env:"ROOMCAST_STREAM_TTL" envDefault:"2m"`
-	MetaTTL        time.Duration `env:"ROOMCAST_META_TTL" envDefault:"24h"`
-	IdempotencyTTL time.Duration `env:"ROOMCAST_IDEMPOTENCY_TTL" envDefault:"2m"`
-	// StreamRules override StreamSize and StreamTTL per app or room
-	// pattern: a JSON array, first match wins, e.g.
-	// [{"app":"demo","room":"chat.*","size":5000,"ttl":"10m"}]. "app" ""
-	// or absent means any app; "room" uses '*' wildcards.
-	StreamRules string `env:"ROOMCAST_STREAM_RULES"`
-
 	// SessionTTL is the recovery window for sessions: how long a session
 	// outlives its connection and can be resumed on any node. Live
 	// sessions are refreshed every heartbeat, so it must exceed
 	// GATEWAY_HEARTBEAT_INTERVAL.
 	SessionTTL time.Duration `env:"ROOMCAST_SESSION_TTL" envDefault:"2m"`
+
+	// EventConsumers lists the worker services this gateway enqueues
+	// events for (comma-separated; see pkg/events.Consumers). Empty turns
+	// the event pipeline off: presence changes are then refused.
+	EventConsumers string `env:"GATEWAY_EVENT_CONSUMERS" envDefault:"presence"`
+	// EventBuffer is how many events may wait to be enqueued in Redis;
+	// beyond it (Redis slow or down) events are dropped and counted, and
+	// connections never wait.
+	EventBuffer int `env:"GATEWAY_EVENT_BUFFER" envDefault:"10000"`
+	// PresenceGrace is how long the members of a connection that dropped
+	// without a close stay present: a client that resumes its session
+	// within it causes no presence events. Keep it at ROOMCAST_SESSION_TTL
+	// (the recovery window).
+	PresenceGrace time.Duration `env:"GATEWAY_PRESENCE_GRACE" envDefault:"2m"`
+	// PresenceNodeTTL is the lifetime of this node's presence lease,
+	// renewed every third of it. When a node dies, its members leave
+	// within this plus PRESENCE_SWEEP_INTERVAL.
+	PresenceNodeTTL time.Duration `env:"GATEWAY_PRESENCE_NODE_TTL" envDefault:"30s"`
+	// MaxPresenceDataBytes caps a member's presence data.
+	MaxPresenceDataBytes int `env:"GATEWAY_MAX_PRESENCE_DATA_BYTES" envDefault:"1024"`
 
 	// DrainTimeout bounds a graceful shutdown on SIGTERM: stop accepting,
 	// close clients with 4000 (reconnect elsewhere), finish in-flight
@@ -131,17 +140,19 @@ func (c *Config) Validate() error {
 		return err
 	}
 	positive := map[string]int{
-		"GATEWAY_MAX_FRAME_BYTES":     c.MaxFrameBytes,
-		"GATEWAY_MAX_MESSAGE_BYTES":   c.MaxMessageBytes,
-		"GATEWAY_MAX_ROOM_NAME_BYTES": c.MaxRoomNameBytes,
-		"GATEWAY_MAX_EVENT_BYTES":     c.MaxEventBytes,
-		"GATEWAY_MAX_ROOMS":           c.MaxRooms,
-		"GATEWAY_REST_MAX_BODY_BYTES": c.RESTMaxBodyBytes,
-		"GATEWAY_BURST":               c.Burst,
-		"GATEWAY_IP_BURST":            c.IPBurst,
-		"GATEWAY_OUTBOX_FRAMES":       c.OutboxFrames,
-		"GATEWAY_OUTBOX_BYTES":        c.OutboxBytes,
-		"GATEWAY_HEARTBEAT_MISSES":    c.HeartbeatMisses,
+		"GATEWAY_MAX_FRAME_BYTES":         c.MaxFrameBytes,
+		"GATEWAY_MAX_MESSAGE_BYTES":       c.MaxMessageBytes,
+		"GATEWAY_MAX_ROOM_NAME_BYTES":     c.MaxRoomNameBytes,
+		"GATEWAY_MAX_EVENT_BYTES":         c.MaxEventBytes,
+		"GATEWAY_MAX_ROOMS":               c.MaxRooms,
+		"GATEWAY_REST_MAX_BODY_BYTES":     c.RESTMaxBodyBytes,
+		"GATEWAY_BURST":                   c.Burst,
+		"GATEWAY_IP_BURST":                c.IPBurst,
+		"GATEWAY_OUTBOX_FRAMES":           c.OutboxFrames,
+		"GATEWAY_OUTBOX_BYTES":            c.OutboxBytes,
+		"GATEWAY_HEARTBEAT_MISSES":        c.HeartbeatMisses,
+		"GATEWAY_EVENT_BUFFER":            c.EventBuffer,
+		"GATEWAY_MAX_PRESENCE_DATA_BYTES": c.MaxPresenceDataBytes,
 	}
 	for name, v := range positive {
 		if v < 1 {
@@ -154,7 +165,8 @@ func (c *Config) Validate() error {
 	if c.Rate <= 0 || c.IPRate <= 0 {
 		return fmt.Errorf("config: GATEWAY_RATE and GATEWAY_IP_RATE must be positive")
 	}
-	if c.HeartbeatInterval <= 0 || c.DrainTimeout <= 0 || c.PublishTimeout <= 0 || c.GapWait <= 0 {
+	if c.HeartbeatInterval <= 0 || c.DrainTimeout <= 0 || c.PublishTimeout <= 0 || c.GapWait <= 0 ||
+		c.PresenceGrace <= 0 || c.PresenceNodeTTL <= 0 {
 		return fmt.Errorf("config: durations must be positive")
 	}
 	if c.SessionTTL <= c.HeartbeatInterval {
@@ -167,6 +179,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, err := c.ParseKeys(); err != nil {
+		return err
+	}
+	if _, err := c.Consumers(); err != nil {
 		return err
 	}
 	return nil
@@ -192,41 +207,26 @@ func (c *Config) ParseTrustedProxies() ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// streamRule is one element of ROOMCAST_STREAM_RULES.
-type streamRule struct {
-	App  string `json:"app"`
-	Room string `json:"room"`
-	Size int    `json:"size"`
-	TTL  string `json:"ttl"`
+// Consumers parses GATEWAY_EVENT_CONSUMERS.
+func (c *Config) Consumers() ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(c.EventConsumers, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if _, ok := events.Consumers[f]; !ok {
+			return nil, fmt.Errorf("config: GATEWAY_EVENT_CONSUMERS: unknown consumer %q", f)
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
-// ParseStreamRules parses ROOMCAST_STREAM_RULES.
-func (c *Config) ParseStreamRules() ([]roomlog.Rule, error) {
-	if strings.TrimSpace(c.StreamRules) == "" {
-		return nil, nil
-	}
-	dec := json.NewDecoder(strings.NewReader(c.StreamRules))
-	dec.DisallowUnknownFields()
-	var raw []streamRule
-	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("config: ROOMCAST_STREAM_RULES: %w", err)
-	}
-	rules := make([]roomlog.Rule, 0, len(raw))
-	for i, r := range raw {
-		rule := roomlog.Rule{App: r.App, RoomPattern: r.Room, StreamSize: r.Size}
-		if r.Size < 0 {
-			return nil, fmt.Errorf("config: ROOMCAST_STREAM_RULES[%d]: size must not be negative", i)
-		}
-		if r.TTL != "" {
-			d, err := time.ParseDuration(r.TTL)
-			if err != nil || d <= 0 {
-				return nil, fmt.Errorf("config: ROOMCAST_STREAM_RULES[%d]: ttl %q is not a positive duration", i, r.TTL)
-			}
-			rule.StreamTTL = d
-		}
-		rules = append(rules, rule)
-	}
-	return rules, nil
+// Presence reports whether presence is on (the presence service consumes
+// this gateway's events).
+func (c *Config) Presence() bool {
+	cs, _ := c.Consumers()
+	return slices.Contains(cs, "presence")
 }
 
 // ParseKeys parses ROOMCAST_KEYS.

@@ -16,6 +16,7 @@ func valid() Config {
 	c.Burst, c.IPBurst, c.OutboxFrames, c.OutboxBytes, c.HeartbeatMisses = 10, 10, 10, 1024, 2
 	c.Rate, c.IPRate = 10, 10
 	c.HeartbeatInterval, c.DrainTimeout, c.PublishTimeout, c.GapWait, c.SessionTTL = time.Second, time.Second, time.Second, time.Millisecond, time.Minute
+	c.EventConsumers, c.EventBuffer, c.PresenceGrace, c.PresenceNodeTTL, c.MaxPresenceDataBytes = "presence", 10, time.Minute, time.Second, 100
 	return c
 }
 
@@ -59,6 +60,8 @@ func TestValidateRejects(t *testing.T) {
 		"bad key list":                    func(c *Config) { c.Keys = "not-a-key" },
 		"no shards":                       func(c *Config) { c.Shards = 0 },
 		"bad trusted proxy":               func(c *Config) { c.TrustedProxies = "10.0.0.0/8, not-an-ip" },
+		"unknown event consumer":          func(c *Config) { c.EventConsumers = "presence,nope" },
+		"no presence grace":               func(c *Config) { c.PresenceGrace = 0 },
 	}
 	for name, mutate := range cases {
 		c := valid()

@@ -20,6 +20,8 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/envelope"
+	"github.com/roomcast/roomcast/pkg/events"
+	"github.com/roomcast/roomcast/pkg/presence"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/session"
 	"github.com/roomcast/roomcast/services/gateway/config"
@@ -35,6 +37,10 @@ type Deps struct {
 	Sessions *session.Store
 	Log      *slog.Logger
 	Metrics  *metrics.Gateway
+	// Events enqueues tasks for the worker services (presence changes).
+	Events *events.Emitter
+	// Presence reads presence sets (presence.get, presence.count).
+	Presence *presence.Store
 	// Limits is what the connected frame announces.
 	Limits protocol.Limits
 }
@@ -54,7 +60,7 @@ type Conn struct {
 	peerClosed  bool   // the client closed with 1000: its session ends with it
 	limiter     *rate.Limiter
 	limitedRun  int                 // consecutive rate-limited operations
-	rooms       map[string]struct{} // owned by the read loop
+	rooms       map[string]struct{} // hub rooms (presence channels included); owned by the read loop
 	lastSeen    atomic.Int64        // unix nanoseconds of the last frame read
 	expiryTimer *time.Timer
 
@@ -66,6 +72,9 @@ type Conn struct {
 	closeCode protocol.CloseCode
 
 	inflight sync.WaitGroup // publishes awaiting their broker confirm
+
+	presenceMu sync.Mutex
+	pres       presenceState
 }
 
 // New wraps an upgraded connection. buffered holds bytes the HTTP server
@@ -86,6 +95,7 @@ func New(d *Deps, id string, nc net.Conn, buffered []byte, codec protocol.Codec,
 		log:     d.Log.With("conn", id, "app", claims.App, "client", claims.ClientID()),
 		limiter: rate.NewLimiter(rate.Limit(d.Config.Rate), d.Config.Burst),
 		rooms:   make(map[string]struct{}),
+		pres:    presenceState{rooms: make(map[string][]byte)},
 	}
 	c.sessionID = sessionID
 	c.lastSeen.Store(time.Now().UnixNano())
@@ -130,6 +140,7 @@ func (c *Conn) cleanup() {
 	if c.expiryTimer != nil {
 		c.expiryTimer.Stop()
 	}
+	c.dropPresence()
 	for room := range c.rooms {
 		c.d.Hub.Leave(c.claims.App, room, c)
 	}
@@ -318,6 +329,20 @@ func (c *Conn) handle(frame []byte) error {
 		c.publish(&cmd)
 	case protocol.OpResume:
 		c.resume(&cmd)
+	case protocol.OpPresenceEnter:
+		c.presenceEnter(&cmd)
+	case protocol.OpPresenceUpdate:
+		c.presenceUpdate(&cmd)
+	case protocol.OpPresenceLeave:
+		c.presenceLeave(&cmd)
+	case protocol.OpPresenceGet:
+		c.presenceGet(&cmd)
+	case protocol.OpPresenceCount:
+		c.presenceCount(&cmd)
+	case protocol.OpPresenceSubscribe:
+		c.presenceSubscribe(&cmd)
+	case protocol.OpPresenceUnsubscribe:
+		c.presenceUnsubscribe(&cmd)
 	}
 	return nil
 }
@@ -351,32 +376,40 @@ func (c *Conn) join(cmd *protocol.Command) {
 		c.replyError(cmd.ID, perr)
 		return
 	}
-	if _, ok := c.rooms[cmd.Room]; ok {
+	if c.joinHub(cmd, cmd.Room) {
+		c.recordRoom(cmd.Room, true)
+	}
+}
+
+// joinHub adds the connection to a hub room (a client room, or a presence
+// channel) and reports whether it was not a member before.
+func (c *Conn) joinHub(cmd *protocol.Command, name string) bool {
+	if _, ok := c.rooms[name]; ok {
 		// Already a member: the reply carries the current position.
 		ctx, cancel := context.WithTimeout(context.Background(), c.d.Config.PublishTimeout)
 		defer cancel()
-		pos, err := c.d.Hub.Position(ctx, c.claims.App, cmd.Room)
+		pos, err := c.d.Hub.Position(ctx, c.claims.App, name)
 		if err != nil {
 			c.replyError(cmd.ID, protocol.NewError(protocol.CodeUnavailable, "room state unavailable; retry"))
-			return
+			return false
 		}
 		c.Reply(&protocol.Reply{ID: cmd.ID, Room: cmd.Room, Position: &pos})
-		return
+		return false
 	}
 	if len(c.rooms) >= c.d.Config.MaxRooms {
-		c.replyError(cmd.ID, protocol.Errorf(protocol.CodeTooManyRooms, "a connection may join at most %d rooms", c.d.Config.MaxRooms))
-		return
+		c.replyError(cmd.ID, protocol.Errorf(protocol.CodeTooManyRooms, "a connection may join at most %d rooms (presence subscriptions included)", c.d.Config.MaxRooms))
+		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.d.Config.PublishTimeout)
 	defer cancel()
-	if err := c.d.Hub.Join(ctx, c.claims.App, cmd.Room, c, cmd.ID, cmd.Since); err != nil {
+	if err := c.d.Hub.Join(ctx, c.claims.App, name, c, cmd.ID, cmd.Since); err != nil {
 		c.log.Warn("join failed", "room", cmd.Room, "err", err)
 		c.replyError(cmd.ID, protocol.NewError(protocol.CodeUnavailable, "cannot join now; retry"))
-		return
+		return false
 	}
 	// The hub's worker sends the reply, ahead of the room's messages.
-	c.rooms[cmd.Room] = struct{}{}
-	c.recordRoom(cmd.Room, true)
+	c.rooms[name] = struct{}{}
+	return true
 }
 
 // recordRoom keeps the session's room list, which a resume returns. A
@@ -416,18 +449,29 @@ func (c *Conn) resume(cmd *protocol.Command) {
 		c.replyError(cmd.ID, protocol.NewError(protocol.CodeUnavailable, "sessions unavailable; continue with the new session"))
 		return
 	}
+	// Members entered under the fresh session leave: the connection's
+	// identity is the resumed session from now on.
+	c.presenceMu.Lock()
+	for room := range c.pres.rooms {
+		c.emitChange(events.TypePresenceLeave, room, nil)
+	}
+	clear(c.pres.rooms)
 	c.sessionMu.Lock()
 	fresh := c.sessionID
 	c.sessionID = cmd.SessionID
 	c.sessionMu.Unlock()
+	c.presenceMu.Unlock()
 	if fresh != "" && fresh != cmd.SessionID {
 		if err := c.d.Sessions.Delete(ctx, fresh); err != nil {
 			c.log.Warn("session delete failed", "err", err)
 		}
 	}
 	for room := range c.rooms {
-		c.recordRoom(room, true)
+		if _, presence := protocol.ChannelRoom(room); !presence {
+			c.recordRoom(room, true)
+		}
 	}
+	c.takeOverPresence(ctx)
 	c.Reply(&protocol.Reply{ID: cmd.ID, SessionID: cmd.SessionID, ResumeToken: tok, Rooms: rooms})
 }
 
@@ -442,6 +486,7 @@ func (c *Conn) leave(cmd *protocol.Command) {
 	}
 	delete(c.rooms, cmd.Room)
 	c.d.Hub.Leave(c.claims.App, cmd.Room, c)
+	c.leavePresence(cmd.Room) // a member that left the room is not present in it
 	c.recordRoom(cmd.Room, false)
 	c.Reply(&protocol.Reply{ID: cmd.ID, Room: cmd.Room})
 }

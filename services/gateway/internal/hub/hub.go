@@ -72,6 +72,10 @@ type Config struct {
 	MaxPending int
 	// Frame encodes a server frame for a codec into WebSocket frame bytes.
 	Frame func(protocol.Codec, *protocol.ServerFrame) ([]byte, error)
+	// View turns a room's envelope into the frame members receive. Nil
+	// means a message frame; the gateway passes presence.Frame, which makes
+	// presence events of presence channels.
+	View func(*envelope.Envelope) protocol.ServerFrame
 }
 
 // Stats are counters for metrics.
@@ -139,6 +143,12 @@ func New(cfg Config, log *slog.Logger, bus Bus, rlog Log) *Hub {
 	}
 	if cfg.Shards <= 0 {
 		cfg.Shards = hashring.DefaultShards
+	}
+	if cfg.View == nil {
+		cfg.View = func(env *envelope.Envelope) protocol.ServerFrame {
+			msg := env.Message()
+			return protocol.ServerFrame{Message: &msg}
+		}
 	}
 	h := &Hub{cfg: cfg, log: log, bus: bus, rlog: rlog, rooms: make(map[roomKey]*room), stop: make(chan struct{})}
 	for i := 0; i < cfg.Workers; i++ {

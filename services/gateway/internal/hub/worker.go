@@ -272,7 +272,8 @@ func (w *worker) add(r *room, m Member, pos protocol.Position, since *protocol.P
 		backlog = entries
 	}
 	p := pos
-	m.Reply(&protocol.Reply{ID: id, Room: r.key.room, Position: &p, Recovered: recovered})
+	room, _ := protocol.ChannelRoom(r.key.room) // a presence subscription answers with the client's room
+	m.Reply(&protocol.Reply{ID: id, Room: room, Position: &p, Recovered: recovered})
 	for i := range backlog {
 		if backlog[i].Offset >= from && backlog[i].Offset < r.next {
 			w.send(m, w.decodeEntry(r, backlog[i]))
@@ -340,8 +341,8 @@ func (c *frameCache) get(h *Hub, codec protocol.Codec, env *envelope.Envelope) [
 			return c.frames[i]
 		}
 	}
-	msg := env.Message()
-	f, err := h.cfg.Frame(codec, &protocol.ServerFrame{Message: &msg})
+	sf := h.cfg.View(env)
+	f, err := h.cfg.Frame(codec, &sf)
 	if err != nil {
 		h.log.Error("encode message", "codec", codec.Subprotocol(), "err", err)
 		return nil

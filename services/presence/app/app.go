@@ -1,0 +1,132 @@
+// Package app wires a presence service process from its configuration:
+// Redis, the presence store, a publish-only broker, the asynq server that
+// runs the presence tasks, the dead-node sweeper and the HTTP endpoints.
+// The presence binary and `roomcast run` both start it through Run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/roomcast/roomcast/pkg/broker"
+	"github.com/roomcast/roomcast/pkg/events"
+	"github.com/roomcast/roomcast/pkg/observability"
+	"github.com/roomcast/roomcast/pkg/presence"
+	"github.com/roomcast/roomcast/pkg/roomlog"
+	"github.com/roomcast/roomcast/services/presence/config"
+	"github.com/roomcast/roomcast/services/presence/internal/worker"
+)
+
+// Run serves until ctx is cancelled, then stops taking tasks and lets the
+// ones in progress finish within cfg.ShutdownTimeout. onListen, if set, is
+// called with the HTTP address once the process is up.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen func(addr net.Addr)) error {
+	log = log.With("service", "presence", "node", cfg.NodeID)
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("ROOMCAST_REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	lcfg, err := cfg.LogConfig(cfg.RedisPrefix)
+	if err != nil {
+		return err
+	}
+	store := presence.New(rdb, roomlog.New(rdb, lcfg), presence.Config{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
+
+	// Publish-only: the node queue stays unbound, so nothing is consumed.
+	bus, err := broker.New(broker.Config{URL: cfg.AMQPURL, NodeID: "presence-" + cfg.NodeID, PublishTimeout: cfg.PublishTimeout},
+		log, func(int, []byte) {})
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	defer bus.Close()
+
+	w := worker.New(store, bus, cfg.Shards, cfg.PublishTimeout, log.With("component", "worker"))
+	queue := events.Queue(cfg.RedisPrefix, "presence")
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   map[string]int{queue: 1},
+		TaskCheckInterval:        cfg.PollInterval,
+		DelayedTaskCheckInterval: time.Second, // detach tasks wait out the grace in the scheduled set
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		RetryDelayFunc:           retryDelay,
+		Logger:                   asynqLogger{log.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
+	})
+	mux := asynq.NewServeMux()
+	w.Register(mux)
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("asynq: %w", err)
+	}
+
+	reg := observability.NewRegistry()
+	registerMetrics(reg, w, rdb, queue)
+	hmux := http.NewServeMux()
+	observability.Mount(hmux, reg,
+		observability.Check{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		observability.Check{Name: "amqp", Func: func(context.Context) error {
+			if !bus.Ready() {
+				return errors.New("not connected")
+			}
+			return nil
+		}},
+	)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		srv.Shutdown()
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	httpSrv := &http.Server{Handler: hmux, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go w.RunSweeper(sweepCtx, cfg.SweepInterval)
+
+	log.Info("listening", "addr", ln.Addr().String(), "queue", queue)
+	if onListen != nil {
+		onListen(ln.Addr())
+	}
+	select {
+	case err := <-serveErr:
+		srv.Shutdown()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("stopping", "timeout", cfg.ShutdownTimeout.String())
+	stopSweep()
+	srv.Shutdown() // waits up to ShutdownTimeout for tasks in progress
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = httpSrv.Shutdown(sctx)
+	log.Info("stopped")
+	return nil
+}
+
+// retryDelay retries fast at first: a presence change that failed on a
+// Redis or RabbitMQ blip should show within a second once they are back,
+// not after asynq's default of 15 s and more.
+func retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
+	d := time.Duration(float64(100*time.Millisecond) * math.Pow(2, float64(n)))
+	return min(d, 30*time.Second)
+}
+
+// asynqLogger routes asynq's logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
