@@ -1,6 +1,7 @@
 package token
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -26,6 +27,14 @@ type Key struct {
 	App    string
 	ID     string
 	Secret []byte
+	// Caps bound what a token of this key may allow: Verify refuses a
+	// token whose capabilities are not Within them (ErrCapsExceeded). Nil
+	// means no bound (keys from static configuration).
+	Caps Capabilities
+	// Public is set instead of Secret on the auth service's Ed25519
+	// signing keys (App empty): they verify EdDSA tokens issued for any
+	// app, each naming the API key it was issued for.
+	Public ed25519.PublicKey
 }
 
 // ParseAPIKey parses an API key "<app>.<keyId>:<secret>". App and key id are
@@ -155,6 +164,13 @@ func NewStaticKeyring(keys ...Key) StaticKeyring {
 		r[k.ID] = k
 	}
 	return r
+}
+
+// Revocations is implemented by keyrings that know which key ids were
+// revoked: Verify then reports ErrRevoked instead of ErrUnknownKey for
+// them, and gateways close with "forbidden" instead of "invalid token".
+type Revocations interface {
+	Revoked(kid string) bool
 }
 
 // Lookup implements Keyring.

@@ -3,7 +3,9 @@
 //
 // An app's backend holds an API key "<app>.<keyId>:<secret>" and mints
 // short-lived HS256 tokens with it (Mint); the token's "kid" header names the
-// key. Gateways verify tokens (Verifier) against a Keyring before any
+// key. Or it asks the auth service, which signs EdDSA tokens with its own
+// Ed25519 keys (MintEdDSA), published as a JWKS (jwks.go); those name the
+// API key they were issued for in the "akid" claim. Gateways verify tokens (Verifier) against a Keyring before any
 // WebSocket exists. A token carries the client id (sub), its app, an expiry
 // and Capabilities: room patterns mapped to the operations allowed there.
 //
@@ -11,6 +13,7 @@
 package token
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -22,8 +25,10 @@ import (
 
 // Verification errors. Verify wraps exactly one of them, so callers switch
 // with errors.Is: ErrExpired means the client should fetch a new token and
-// reconnect (close code 4002); every other error means the token is invalid
-// (close code 4001) and retrying with it is pointless.
+// reconnect (close code 4002); ErrRevoked and ErrCapsExceeded mean the
+// credentials are not allowed (4003); every other error means the token is
+// invalid (close code 4001). Retrying with the same token is pointless
+// except after ErrExpired.
 var (
 	ErrMissing       = errors.New("token: missing")
 	ErrMalformed     = errors.New("token: malformed")
@@ -31,6 +36,12 @@ var (
 	ErrSignature     = errors.New("token: invalid signature or algorithm")
 	ErrUnknownKey    = errors.New("token: unknown key")
 	ErrInvalidClaims = errors.New("token: invalid claims")
+	// ErrRevoked: the token's API key was revoked (close code 4003).
+	ErrRevoked = errors.New("token: key revoked")
+	// ErrCapsExceeded: the token allows more than its API key (close code
+	// 4003): a correctly signed token the key's owner was not allowed to
+	// issue.
+	ErrCapsExceeded = errors.New("token: capabilities exceed the key's")
 )
 
 // MaxClientIDBytes is the longest client id (the "sub" claim).
@@ -42,6 +53,11 @@ type Claims struct {
 	App string `json:"app"`
 	// Caps are the rooms and operations the client may use.
 	Caps Capabilities `json:"caps"`
+	// APIKey is the id of the API key the token was issued for. EdDSA
+	// tokens from the auth service carry it (claim "akid") so that gateways
+	// can bound their capabilities and honour the key's revocation; for
+	// HS256 tokens Verify sets it to the signing key's id.
+	APIKey string `json:"akid,omitempty"`
 	// RegisteredClaims: Subject is the client id (required), ExpiresAt is
 	// required, IssuedAt and ID (a random token id) are set by Mint.
 	jwt.RegisteredClaims
@@ -109,6 +125,51 @@ func Mint(k Key, clientID string, caps Capabilities, ttl time.Duration, now time
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
 	t.Header["kid"] = k.ID
 	s, err := t.SignedString(k.Secret)
+	if err != nil {
+		return "", fmt.Errorf("mint token: sign: %w", err)
+	}
+	return s, nil
+}
+
+// SigningKey is one of the auth service's Ed25519 token-signing keys.
+type SigningKey struct {
+	ID      string
+	Private ed25519.PrivateKey
+}
+
+// MintEdDSA returns an EdDSA token signed with sk for clientID of the app
+// of apiKey, naming apiKey in its "akid" claim; see Mint for the rest. The
+// caller checks that caps are Within the API key's.
+func MintEdDSA(sk SigningKey, apiKey Key, clientID string, caps Capabilities, ttl time.Duration, now time.Time) (string, error) {
+	if len(sk.Private) != ed25519.PrivateKeySize || !validName(sk.ID) {
+		return "", errors.New("mint token: invalid signing key")
+	}
+	if !validName(apiKey.App) || !validName(apiKey.ID) {
+		return "", errors.New("mint token: invalid API key app or id")
+	}
+	if err := validateClientID(clientID); err != nil {
+		return "", fmt.Errorf("mint token: %w", err)
+	}
+	if err := caps.Validate(); err != nil {
+		return "", fmt.Errorf("mint token: %w", err)
+	}
+	if ttl < time.Second {
+		return "", fmt.Errorf("mint token: ttl %v is shorter than a second", ttl)
+	}
+	claims := &Claims{
+		App:    apiKey.App,
+		Caps:   caps,
+		APIKey: apiKey.ID,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   clientID,
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        rand.Text(),
+		},
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	t.Header["kid"] = sk.ID
+	s, err := t.SignedString(sk.Private)
 	if err != nil {
 		return "", fmt.Errorf("mint token: sign: %w", err)
 	}

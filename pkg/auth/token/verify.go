@@ -1,6 +1,7 @@
 package token
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"sort"
@@ -18,16 +19,22 @@ const (
 // algorithms lists the signing algorithms Verify accepts. Each entry returns
 // the material that verifies the algorithm's signatures for a key, or an
 // error if the key cannot verify that algorithm. The key, not the token,
-// decides: a key without an HMAC secret can never verify an HS256 token, so
-// a token cannot pick an algorithm that turns a public key into an HMAC
-// secret (alg confusion). To add an algorithm (e.g. EdDSA keys from a JWKS
-// keyring), give Key the new key material and add an entry here.
+// decides: an API key has only an HMAC secret and verifies only HS256; a
+// signing key of the auth service has only an Ed25519 public key and
+// verifies only EdDSA. So a token cannot pick an algorithm that turns one
+// kind of key material into another (alg confusion).
 var algorithms = map[string]func(Key) (any, error){
 	jwt.SigningMethodHS256.Alg(): func(k Key) (any, error) {
 		if len(k.Secret) < MinSecretBytes {
 			return nil, errors.New("key has no usable HMAC secret")
 		}
 		return k.Secret, nil
+	},
+	jwt.SigningMethodEdDSA.Alg(): func(k Key) (any, error) {
+		if len(k.Public) != ed25519.PublicKeySize {
+			return nil, errors.New("key has no Ed25519 public key")
+		}
+		return k.Public, nil
 	},
 }
 
@@ -121,8 +128,15 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	}
 
 	// The signature is valid from here on: the claims are the key owner's.
-	if cerr := claims.check(key.App); cerr != nil {
+	issuer, ierr := v.issuer(key, claims)
+	if ierr != nil {
+		return nil, ierr
+	}
+	if cerr := claims.check(issuer.App); cerr != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidClaims, cerr)
+	}
+	if !claims.Caps.Within(issuer.Caps) {
+		return nil, fmt.Errorf("%w: key %q", ErrCapsExceeded, issuer.ID)
 	}
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) &&
@@ -137,6 +151,38 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	return claims, nil
 }
 
+// issuer is the API key a validly signed token was issued for: the
+// signing key itself for HS256, the key named by "akid" for a token signed
+// by an auth service key (App empty), which vouches for any app's keys.
+func (v *Verifier) issuer(signer Key, claims *Claims) (Key, error) {
+	if signer.App != "" {
+		if claims.APIKey != "" && claims.APIKey != signer.ID {
+			return Key{}, fmt.Errorf("%w: akid does not name the signing key", ErrInvalidClaims)
+		}
+		claims.APIKey = signer.ID
+		return signer, nil
+	}
+	if claims.APIKey == "" {
+		return Key{}, fmt.Errorf("%w: no akid claim", ErrInvalidClaims)
+	}
+	k, ok := v.Keys.Lookup(claims.APIKey)
+	if !ok {
+		if v.revoked(claims.APIKey) {
+			return Key{}, fmt.Errorf("%w: key %q", ErrRevoked, truncate(claims.APIKey, MaxNameBytes))
+		}
+		return Key{}, fmt.Errorf("%w: akid %q", ErrUnknownKey, truncate(claims.APIKey, MaxNameBytes))
+	}
+	if k.App == "" {
+		return Key{}, fmt.Errorf("%w: akid names a signing key", ErrInvalidClaims)
+	}
+	return k, nil
+}
+
+func (v *Verifier) revoked(kid string) bool {
+	r, ok := v.Keys.(Revocations)
+	return ok && r.Revoked(kid)
+}
+
 // key finds the key for t, whose algorithm the parser already checked
 // against validMethods, and the material that verifies t's signature.
 func (v *Verifier) key(t *jwt.Token) (Key, any, error) {
@@ -146,6 +192,9 @@ func (v *Verifier) key(t *jwt.Token) (Key, any, error) {
 	}
 	k, ok := v.Keys.Lookup(kid)
 	if !ok {
+		if v.revoked(kid) {
+			return Key{}, nil, fmt.Errorf("%w: kid %q", ErrRevoked, truncate(kid, MaxNameBytes))
+		}
 		return Key{}, nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, truncate(kid, MaxNameBytes))
 	}
 	alg := t.Method.Alg()

@@ -24,7 +24,7 @@ var (
 	// keyShort has a secret too short to trust.
 	keyShort = Key{App: "demo", ID: "k4", Secret: []byte("short")}
 
-	sentinels = []error{ErrMissing, ErrMalformed, ErrExpired, ErrSignature, ErrUnknownKey, ErrInvalidClaims}
+	sentinels = []error{ErrMissing, ErrMalformed, ErrExpired, ErrSignature, ErrUnknownKey, ErrInvalidClaims, ErrRevoked, ErrCapsExceeded}
 )
 
 func testVerifier() *Verifier {

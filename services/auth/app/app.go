@@ -59,6 +59,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	}
 	log.Info("database ready", "schema_version", version)
 	st := store.New(pool, sealer)
+	if _, err := st.RotateSigningKeyIfOlder(ctx, cfg.SigningKeyRotation, cfg.SigningKeyOverlap); err != nil {
+		return err
+	}
 
 	ropts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
@@ -87,10 +90,16 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		Notify:       notify,
 		Log:          log,
 		Registry:     reg,
+
+		TokenDefaultTTL:   cfg.TokenDefaultTTL,
+		TokenMaxTTL:       cfg.TokenMaxTTL,
+		SigningKeyOverlap: cfg.SigningKeyOverlap,
 	}).Mount(mux)
 	observability.Mount(mux, reg,
 		observability.Check{Name: "postgres", Func: st.Ping},
 	)
+
+	go rotateSigningKeys(ctx, st, cfg, log, notify)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -115,4 +124,30 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// rotateSigningKeys replaces the active signing key once it is older than
+// AUTH_SIGNING_KEY_ROTATION, checking every minute; the database lock makes
+// one instance do it.
+func rotateSigningKeys(ctx context.Context, st *store.Store, cfg *config.Config, log *slog.Logger, notify func()) {
+	if cfg.SigningKeyRotation <= 0 {
+		return
+	}
+	t := time.NewTicker(min(time.Minute, cfg.SigningKeyRotation))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rotated, err := st.RotateSigningKeyIfOlder(ctx, cfg.SigningKeyRotation, cfg.SigningKeyOverlap)
+		switch {
+		case err != nil:
+			log.Warn("signing key rotation failed; will retry", "err", err)
+		case rotated:
+			log.Info("signing key rotated", "overlap", cfg.SigningKeyOverlap.String())
+			notify()
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -38,13 +39,19 @@ type Config struct {
 	Log    *slog.Logger
 	// Registry receives the API's metrics.
 	Registry *prometheus.Registry
+	// TokenDefaultTTL and TokenMaxTTL bound POST /v1/tokens;
+	// SigningKeyOverlap is the default overlap of a signing key rotation.
+	TokenDefaultTTL   time.Duration
+	TokenMaxTTL       time.Duration
+	SigningKeyOverlap time.Duration
 }
 
 // API serves the endpoints.
 type API struct {
-	cfg      Config
-	log      *slog.Logger
-	requests *prometheus.CounterVec
+	cfg          Config
+	log          *slog.Logger
+	requests     *prometheus.CounterVec
+	tokensIssued prometheus.Counter
 }
 
 // New creates the API.
@@ -59,9 +66,13 @@ func New(cfg Config) *API {
 			Name: "roomcast_auth_requests_total",
 			Help: "Requests answered, by route and error code (\"\" for success).",
 		}, []string{"route", "code"}),
+		tokensIssued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "roomcast_auth_tokens_issued_total",
+			Help: "Tokens issued by POST /v1/tokens.",
+		}),
 	}
 	if cfg.Registry != nil {
-		cfg.Registry.MustRegister(a.requests)
+		cfg.Registry.MustRegister(a.requests, a.tokensIssued)
 	}
 	return a
 }
@@ -74,6 +85,10 @@ func (a *API) Mount(mux *http.ServeMux) {
 	a.route(mux, "GET /admin/v1/apps/{app}/keys", a.admin(a.listKeys))
 	a.route(mux, "POST /admin/v1/apps/{app}/keys/{key}/rotate", a.admin(a.rotateKey))
 	a.route(mux, "POST /admin/v1/apps/{app}/keys/{key}/revoke", a.admin(a.revokeKey))
+	a.route(mux, "GET /admin/v1/signing-keys", a.admin(a.listSigningKeys))
+	a.route(mux, "POST /admin/v1/signing-keys/rotate", a.admin(a.rotateSigningKey))
+	a.route(mux, "POST "+authapi.PathTokens, a.issueToken)
+	a.route(mux, "GET "+authapi.PathJWKS, a.jwks)
 }
 
 // handler answers a request with a value to encode or an error.
@@ -179,7 +194,10 @@ func (a *API) storeError(op string, err error) *Error {
 	case errors.Is(err, store.ErrKeyRevoked):
 		return errorf(http.StatusForbidden, protocol.CodeForbidden, "the API key is revoked or expired")
 	case errors.Is(err, store.ErrBadKey):
-		return errUnauthorized
+		return errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "invalid API key")
+	case errors.Is(err, store.ErrNoSigningKey):
+		a.log.Error(op+": no active signing key")
+		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "no signing key yet; retry later")
 	}
 	a.log.Error(op+" failed", "err", err)
 	return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "database unavailable; retry later")

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -57,6 +58,9 @@ func newServer(t *testing.T) *testServer {
 	t.Cleanup(pool.Close)
 	sealer, _ := seal.New(bytes.Repeat([]byte{3}, 32))
 	ts := &testServer{logs: &bytes.Buffer{}, store: store.New(pool, sealer), pool: pool}
+	if _, err := ts.store.RotateSigningKeyIfOlder(ctx, 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	a := New(Config{
 		Store:        ts.store,
@@ -65,6 +69,10 @@ func newServer(t *testing.T) *testServer {
 		Notify:       func() { ts.notified.Add(1) },
 		Log:          slog.New(slog.NewJSONHandler(ts.logs, nil)),
 		Registry:     prometheus.NewRegistry(),
+
+		TokenDefaultTTL:   time.Hour,
+		TokenMaxTTL:       24 * time.Hour,
+		SigningKeyOverlap: 25 * time.Hour,
 	})
 	a.Mount(mux)
 	srv := httptest.NewServer(mux)

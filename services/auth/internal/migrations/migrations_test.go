@@ -72,7 +72,7 @@ func TestUpDownUp(t *testing.T) {
 		}
 	}
 	got := tables(t, url)
-	for _, want := range []string{"apps", "api_keys", "goose_db_version"} {
+	for _, want := range []string{"apps", "api_keys", "signing_keys", "goose_db_version"} {
 		if !got[want] {
 			t.Errorf("after Up, table %s is missing (have %v)", want, got)
 		}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"context"
 	"database/sql"
 	"errors"
@@ -180,5 +181,44 @@ func TestSealedSecretIsBoundToItsKey(t *testing.T) {
 	}
 	if _, err := s.KeySet(ctx); !errors.Is(err, seal.ErrOpen) {
 		t.Fatalf("KeySet with a moved secret: %v, want ErrOpen", err)
+	}
+}
+
+func TestSigningKeys(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	ctx := context.Background()
+	if _, err := s.ActiveSigningKey(ctx); !errors.Is(err, ErrNoSigningKey) {
+		t.Fatalf("before any key: %v", err)
+	}
+	created, err := s.RotateSigningKeyIfOlder(ctx, time.Hour, time.Hour)
+	if err != nil || !created {
+		t.Fatalf("first key: %v %v", created, err)
+	}
+	if created, err := s.RotateSigningKeyIfOlder(ctx, time.Hour, time.Hour); err != nil || created {
+		t.Fatalf("young key rotated: %v %v", created, err)
+	}
+	sk, err := s.ActiveSigningKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sealed []byte
+	if err := pool.QueryRow(ctx, `SELECT private_sealed FROM signing_keys WHERE id = $1`, sk.ID).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, sk.Private.Seed()) {
+		t.Fatal("the private key is stored in clear")
+	}
+	// A key older than maxAge is replaced; the old one stays published.
+	if created, err := s.RotateSigningKeyIfOlder(ctx, time.Nanosecond, time.Hour); err != nil || !created {
+		t.Fatalf("old key not rotated: %v %v", created, err)
+	}
+	keys, err := s.PublishedSigningKeys(ctx)
+	if err != nil || len(keys) != 2 || keys[1].ID != sk.ID || keys[1].Active || !keys[0].Active {
+		t.Fatalf("published = %+v, %v", keys, err)
+	}
+	next, _ := s.ActiveSigningKey(ctx)
+	if next.ID == sk.ID || !bytes.Equal(keys[0].Public, next.Private.Public().(ed25519.PublicKey)) {
+		t.Fatal("the active key is not the newest published one")
 	}
 }
