@@ -196,7 +196,7 @@ func (a *API) storeError(op string, err error) *Error {
 	case errors.Is(err, store.ErrBadKey):
 		return errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "invalid API key")
 	case errors.Is(err, store.ErrNoSigningKey):
-		a.log.Error(op+": no active signing key")
+		a.log.Error(op + ": no active signing key")
 		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "no signing key yet; retry later")
 	}
 	a.log.Error(op+" failed", "err", err)

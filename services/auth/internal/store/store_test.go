@@ -2,8 +2,8 @@ package store
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"testing"
