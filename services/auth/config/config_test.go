@@ -1,11 +1,10 @@
 package config
 
 import (
-	"os"
-	"reflect"
-	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/roomcast/roomcast/pkg/config/configdoc"
 )
 
 func valid() Config {
@@ -65,49 +64,7 @@ func TestValidate(t *testing.T) {
 // TestOperationsDocListsEveryVariable keeps docs/operations.md's auth table
 // equal to the variables the service reads, defaults included.
 func TestOperationsDocListsEveryVariable(t *testing.T) {
-	doc, err := os.ReadFile("../../../docs/operations.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	section := regexp.MustCompile("(?s)<!-- auth-env:begin -->(.*)<!-- auth-env:end -->").FindSubmatch(doc)
-	if section == nil {
-		t.Fatal("docs/operations.md has no auth-env section")
-	}
-	rows := map[string]string{}
-	for _, line := range strings.Split(string(section[1]), "\n") {
-		cells := strings.Split(line, "|")
-		if len(cells) < 4 {
-			continue
-		}
-		name := strings.Trim(strings.TrimSpace(cells[1]), "`")
-		if strings.HasPrefix(name, "ROOMCAST_") || strings.HasPrefix(name, "AUTH_") {
-			rows[name] = strings.Trim(strings.TrimSpace(cells[2]), "`")
-		}
-	}
-	typ := reflect.TypeOf(Config{})
-	seen := map[string]bool{}
-	for i := 0; i < typ.NumField(); i++ {
-		f := typ.Field(i)
-		name := f.Tag.Get("env")
-		if name == "" {
-			continue
-		}
-		seen[name] = true
-		want := f.Tag.Get("envDefault")
-		if want == "" {
-			want = "(empty)"
-		}
-		got, ok := rows[name]
-		switch {
-		case !ok:
-			t.Errorf("docs/operations.md auth table lacks %s", name)
-		case got != want:
-			t.Errorf("docs/operations.md says %s defaults to %q; the code says %q", name, got, want)
-		}
-	}
-	for name := range rows {
-		if !seen[name] {
-			t.Errorf("docs/operations.md auth table lists %s, which the auth service does not read", name)
-		}
+	for _, err := range configdoc.Check("../../../docs/operations.md", "auth-env", Config{}) {
+		t.Error(err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/roomcast/roomcast/services/gateway/config"
 	"github.com/roomcast/roomcast/services/gateway/internal/conn"
 	"github.com/roomcast/roomcast/services/gateway/internal/hub"
+	gwkeys "github.com/roomcast/roomcast/services/gateway/internal/keys"
 	"github.com/roomcast/roomcast/services/gateway/internal/metrics"
 	"github.com/roomcast/roomcast/services/gateway/internal/rest"
 	"github.com/roomcast/roomcast/services/gateway/internal/server"
@@ -43,10 +44,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	if err != nil {
 		return err
 	}
-	if len(keys) == 0 {
-		log.Warn("ROOMCAST_KEYS is empty: no token can be verified, every connection will be refused")
+	if len(keys) == 0 && cfg.AuthURL == "" {
+		log.Warn("ROOMCAST_KEYS and ROOMCAST_AUTH_URL are empty: no token can be verified, every connection will be refused")
 	}
-	keyring := token.NewStaticKeyring(keys...)
+	keyring := gwkeys.New(gwkeys.Config{
+		Static: keys, AuthURL: cfg.AuthURL, ServiceToken: cfg.ServiceToken,
+		Refresh: cfg.KeysRefresh, RefetchMin: cfg.KeysRefetchMin,
+		RedisURL: cfg.RedisURL, RedisPrefix: cfg.RedisPrefix,
+	}, log.With("component", "keys"))
 	verifier := &token.Verifier{Keys: keyring, Leeway: cfg.TokenLeeway}
 
 	ropts, err := redis.ParseURL(cfg.RedisURL)
@@ -106,6 +111,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	}
 	srv := server.New(deps, verifier, cfg.NodeID)
 	go srv.Run()
+	go keyring.Run(ctx, func() { srv.CloseRevoked(keyring.Revoked) })
 	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLease()
 	if cfg.Presence() {

@@ -27,6 +27,14 @@ type Config struct {
 	Keys string `env:"ROOMCAST_KEYS"`
 	// TokenLeeway is the clock skew allowed when checking exp and nbf.
 	TokenLeeway time.Duration `env:"GATEWAY_TOKEN_LEEWAY" envDefault:"5s"`
+	// AuthURL is the auth service (empty: ROOMCAST_KEYS only). The gateway
+	// fetches its API keys with ServiceToken and its JWKS, refreshing on
+	// every change it announces on Redis, every KeysRefresh as a backstop,
+	// and on an unknown key id at most once per KeysRefetchMin.
+	AuthURL        string        `env:"ROOMCAST_AUTH_URL"`
+	ServiceToken   string        `env:"ROOMCAST_SERVICE_TOKEN"`
+	KeysRefresh    time.Duration `env:"GATEWAY_KEYS_REFRESH" envDefault:"5s"`
+	KeysRefetchMin time.Duration `env:"GATEWAY_KEYS_REFETCH_MIN" envDefault:"1s"`
 
 	// MaxFrameBytes caps one WebSocket message (all fragments); larger
 	// messages close the connection with 1009.
@@ -177,6 +185,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.ParseStreamRules(); err != nil {
 		return err
+	}
+	if c.AuthURL != "" && (c.ServiceToken == "" || c.KeysRefresh <= 0 || c.KeysRefetchMin < 0) {
+		return fmt.Errorf("config: ROOMCAST_AUTH_URL needs ROOMCAST_SERVICE_TOKEN and a positive GATEWAY_KEYS_REFRESH")
 	}
 	if _, err := c.ParseKeys(); err != nil {
 		return err

@@ -89,6 +89,9 @@ func (a *API) Mount(mux *http.ServeMux) {
 	a.route(mux, "POST /admin/v1/signing-keys/rotate", a.admin(a.rotateSigningKey))
 	a.route(mux, "POST "+authapi.PathTokens, a.issueToken)
 	a.route(mux, "GET "+authapi.PathJWKS, a.jwks)
+	mux.HandleFunc("GET "+authapi.PathInternalKeys, func(w http.ResponseWriter, r *http.Request) {
+		a.serve(w, r, authapi.PathInternalKeys, a.service(func(r *http.Request) (int, any, *Error) { return a.internalKeys(w, r) }))
+	})
 }
 
 // handler answers a request with a value to encode or an error.
@@ -111,21 +114,23 @@ var (
 
 // route registers h under pattern, counting answers by route and code.
 func (a *API) route(mux *http.ServeMux, pattern string, h handler) {
-	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		status, body, aerr := h(r)
-		if aerr != nil {
-			a.requests.WithLabelValues(pattern, string(aerr.Code)).Inc()
-			writeJSON(w, aerr.Status, authapi.Error{Error: authapi.ErrorBody{Code: aerr.Code, Message: aerr.Message}})
-			return
-		}
-		a.requests.WithLabelValues(pattern, "").Inc()
-		if status == http.StatusNotModified {
-			w.WriteHeader(status)
-			return
-		}
-		writeJSON(w, status, body)
-	})
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, pattern, h) })
+}
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request, route string, h handler) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	status, body, aerr := h(r)
+	if aerr != nil {
+		a.requests.WithLabelValues(route, string(aerr.Code)).Inc()
+		writeJSON(w, aerr.Status, authapi.Error{Error: authapi.ErrorBody{Code: aerr.Code, Message: aerr.Message}})
+		return
+	}
+	a.requests.WithLabelValues(route, "").Inc()
+	if status == http.StatusNotModified {
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -90,7 +90,7 @@ type BatchResult struct {
 type caller struct {
 	app  string
 	from string             // client id for tokens; "" for API keys
-	caps token.Capabilities // nil for API keys: every room of the app
+	caps token.Capabilities // nil for static API keys: every room of the app
 }
 
 func (c *caller) mayPublish(room string) bool {
@@ -116,7 +116,7 @@ func (a *API) authenticate(r *http.Request) (*caller, *protocol.Error) {
 		if subtle.ConstantTimeCompare(stored.Secret, k.Secret) != 1 || !found || stored.App != k.App {
 			return nil, protocol.NewError(protocol.CodeUnauthorized, "invalid API key")
 		}
-		return &caller{app: k.App}, nil
+		return &caller{app: k.App, caps: stored.Caps}, nil // nil (static keys): every room
 	}
 	claims, err := a.verifier.Verify(cred)
 	if err != nil {

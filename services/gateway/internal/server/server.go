@@ -184,8 +184,11 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		claims, err = s.verifier.Verify(raw)
 		if err != nil {
 			closeCode, closeReason = protocol.CloseInvalidToken, "invalid token"
-			if errors.Is(err, token.ErrExpired) {
+			switch {
+			case errors.Is(err, token.ErrExpired):
 				closeCode, closeReason = protocol.CloseTokenExpired, "token expired"
+			case errors.Is(err, token.ErrRevoked), errors.Is(err, token.ErrCapsExceeded):
+				closeCode, closeReason = protocol.CloseForbidden, "API key revoked, or token wider than its key"
 			}
 			s.log.Info("handshake rejected", "reason", closeCode.String(), "err", err, "token_fp", token.Fingerprint(raw), "remote", r.RemoteAddr)
 		}
