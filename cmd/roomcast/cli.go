@@ -40,6 +40,8 @@ var commands = []command{
 	{name: "token", summary: "mint a client token (JWT) with an API key", run: runToken},
 	{name: "sub", summary: "join rooms and print every message as a JSON line", run: runSub},
 	{name: "pub", summary: "publish one message to a room", run: runPub},
+	{name: "apps", summary: "create or list apps on the auth service", run: runApps},
+	{name: "keys", summary: "create, list, rotate or revoke API keys on the auth service", run: runKeys},
 	{name: "bench", summary: "load-test gateways: connections, fan-out, latency, CPU per delivery", run: runBench},
 	{name: "version", summary: "print the version", run: runVersion},
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/auth/token"
 )
 
-var allOps = []token.Op{token.OpJoin, token.OpPublish, token.OpPresence, token.OpHistory, token.OpMetrics}
+var allOps = token.Ops
 
 // capsFlag collects repeated --cap 'pattern=op,op' flags into Capabilities.
 type capsFlag struct{ caps token.Capabilities }
