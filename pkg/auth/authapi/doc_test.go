@@ -24,3 +24,24 @@ func TestAuthAPIDocListsEveryCode(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthOpenAPIErrorCodes keeps the error enum of docs/auth-openapi.yaml
+// equal to Codes.
+func TestAuthOpenAPIErrorCodes(t *testing.T) {
+	b, err := os.ReadFile("../../../docs/auth-openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "enum: [bad_request")
+	if !ok {
+		t.Fatal("docs/auth-openapi.yaml has no error-code enum")
+	}
+	list, _, _ := strings.Cut("bad_request"+rest, "]")
+	var want []string
+	for _, c := range Codes {
+		want = append(want, string(c))
+	}
+	if got := strings.ReplaceAll(list, " ", ""); got != strings.Join(want, ",") {
+		t.Errorf("docs/auth-openapi.yaml error enum is [%s], Codes are %v", list, want)
+	}
+}
