@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,6 +100,47 @@ func TestRoomcastRunWithCLI(t *testing.T) {
 	}
 	if msg.Room != "cli.room" || msg.Event != "greeting" || string(msg.Data) != `{"hello":"world"}` || msg.From != "writer" {
 		t.Fatalf("sub printed %s", line)
+	}
+
+	// A backend publishes over REST with the same dev key, on the same
+	// port; the WebSocket subscriber gets it next, in offset order.
+	base := "http://" + strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/v1/connect")
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/messages",
+		strings.NewReader(`{"room":"cli.room","event":"rest","data":{"from":"backend"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	var restReply struct {
+		Room   string `json:"room"`
+		Offset uint64 `json:"offset"`
+		Epoch  string `json:"epoch"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &restReply) != nil || restReply.Room != "cli.room" || restReply.Offset <= reply.Offset || restReply.Epoch != reply.Epoch {
+		t.Fatalf("REST publish: %s %s (WebSocket publish had offset %d, epoch %s)", resp.Status, body, reply.Offset, reply.Epoch)
+	}
+	testenv.WaitFor(t, 10*time.Second, "sub prints the REST message", func() bool {
+		return strings.Contains(subOut.String(), `"event":"rest"`)
+	})
+	for _, l := range strings.Split(strings.TrimSpace(subOut.String()), "\n") {
+		var m struct {
+			Event  string          `json:"event"`
+			Offset uint64          `json:"offset"`
+			Data   json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("sub line %q: %v", l, err)
+		}
+		if m.Event == "rest" && (m.Offset != restReply.Offset || string(m.Data) != `{"from":"backend"}`) {
+			t.Fatalf("sub printed %s, REST reply was offset %d", l, restReply.Offset)
+		}
 	}
 
 	start := time.Now()
