@@ -35,6 +35,7 @@ var (
 // Binaries maps a binary name to its package.
 var Binaries = map[string]string{
 	"gateway":  "github.com/roomcast/roomcast/services/gateway",
+	"presence": "github.com/roomcast/roomcast/services/presence",
 	"roomcast": "github.com/roomcast/roomcast/cmd/roomcast",
 }
 
@@ -94,6 +95,7 @@ type Env struct {
 func NewEnv(t testing.TB) *Env {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
+	t.Cleanup(func() { deleteQueues(rdb, prefix) })
 	return &Env{
 		AMQPURL:     testenv.AMQPVHost(t),
 		Redis:       rdb,

@@ -55,9 +55,14 @@ type Client struct {
 	closed    bool
 	finalErr  error
 
-	handlersMu   sync.RWMutex
-	roomHandlers map[string]func(protocol.Message)
-	anyHandler   func(protocol.Message)
+	handlersMu       sync.RWMutex
+	roomHandlers     map[string]func(protocol.Message)
+	anyHandler       func(protocol.Message)
+	presenceHandlers map[string]func(protocol.PresenceEvent)
+
+	// entered is the presence data of each room this Client entered (guarded
+	// by mu); a reconnect enters again.
+	entered map[string][]byte
 
 	events chan event
 	queued atomic.Int64  // messages in events; state changes do not count
@@ -77,11 +82,14 @@ type roomState struct {
 	epochChange *EpochChange
 }
 
-// event is a message or a state change, delivered in order.
+// event is a message, a presence event or a state change, delivered in
+// order. A presence event has msg set too: its place in the room's presence
+// channel.
 type event struct {
-	msg   *protocol.Message
-	epoch *EpochChange // reported just before msg
-	state *StateChange
+	msg      *protocol.Message
+	presence *protocol.PresenceEvent
+	epoch    *EpochChange // reported just before msg
+	state    *StateChange
 }
 
 // Dial connects to the gateway and returns once the server has accepted the
@@ -97,11 +105,13 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		cfg:          cfg,
-		log:          cfg.Logger,
-		connected:    make(chan struct{}),
-		rooms:        make(map[string]*roomState),
-		roomHandlers: make(map[string]func(protocol.Message)),
+		cfg:              cfg,
+		log:              cfg.Logger,
+		connected:        make(chan struct{}),
+		rooms:            make(map[string]*roomState),
+		roomHandlers:     make(map[string]func(protocol.Message)),
+		presenceHandlers: make(map[string]func(protocol.PresenceEvent)),
+		entered:          make(map[string][]byte),
 		// Room for state changes beyond the message buffer: they never
 		// take a message's place.
 		events: make(chan event, cfg.MessageBuffer+stateHeadroom),
@@ -185,7 +195,7 @@ func refreshAt(w *wire) (time.Time, bool) {
 // queues the rest for the handlers, with the room's epoch change if it has
 // one. False means the buffer is full; the message is then not counted as
 // delivered, so the resume that follows asks for it again.
-func (c *Client) accept(m *protocol.Message) bool {
+func (c *Client) accept(m *protocol.Message, p *protocol.PresenceEvent) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.rooms[m.Room]
@@ -208,7 +218,7 @@ func (c *Client) accept(m *protocol.Message) bool {
 	}
 	c.queued.Add(1) // before the send: deliver decrements after receiving
 	select {
-	case c.events <- event{msg: m, epoch: change}:
+	case c.events <- event{msg: m, presence: p, epoch: change}:
 	default: // state changes piled up behind a stuck handler
 		c.queued.Add(-1)
 		return false
@@ -379,6 +389,7 @@ func (c *Client) Leave(ctx context.Context, room string) error {
 	c.mu.Lock()
 	_, joined := c.rooms[room]
 	delete(c.rooms, room)
+	delete(c.entered, room) // the server leaves the room's presence too
 	c.mu.Unlock()
 	_, _, err := c.do(ctx, &protocol.Command{Op: protocol.OpLeave, Room: room}, false, nil, nil)
 	var re *ReplyError
@@ -531,6 +542,15 @@ func (c *Client) deliver() {
 		if ev.epoch != nil && c.cfg.OnEpochChange != nil {
 			c.cfg.OnEpochChange(*ev.epoch)
 		}
+		if p := ev.presence; p != nil {
+			c.handlersMu.RLock()
+			h := c.presenceHandlers[p.Room]
+			c.handlersMu.RUnlock()
+			if h != nil {
+				h(*p)
+			}
+			continue
+		}
 		m := *ev.msg
 		c.handlersMu.RLock()
 		h, all := c.roomHandlers[m.Room], c.anyHandler
@@ -625,7 +645,7 @@ func (c *Client) reconcile(w *wire, restored []RoomRecovery) {
 	have := map[string]bool{}
 	for _, r := range restored {
 		if r.Err == nil {
-			have[r.Room] = true
+			have[r.name()] = true
 		}
 	}
 	c.mu.Lock()
@@ -647,13 +667,14 @@ func (c *Client) reconcile(w *wire, restored []RoomRecovery) {
 			since = &p
 		}
 		c.mu.Unlock()
-		if _, err := w.request(ctx, &protocol.Command{Op: protocol.OpJoin, Room: name, Since: since}, c.joinHook(name, since)); err != nil {
+		if _, err := w.request(ctx, joinCommand(name, since), c.joinHook(name, since)); err != nil {
 			c.log.Warn("roomcast: re-join after token refresh failed", "room", name, "err", err)
 		}
 	}
 	for name := range have { // left meanwhile
-		_, _ = w.request(ctx, &protocol.Command{Op: protocol.OpLeave, Room: name}, nil)
+		_, _ = w.request(ctx, leaveCommand(name), nil)
 	}
+	c.reenter(ctx, w)
 }
 
 // end records the final reason and lets the handlers drain. Only the
@@ -777,13 +798,12 @@ func (c *Client) restore(ctx context.Context, w *wire) (StateChange, error) {
 	}
 	c.mu.Unlock()
 	for name, pos := range rooms {
-		cmd := &protocol.Command{Op: protocol.OpJoin, Room: name}
 		var since *protocol.Position
 		if pos.Epoch != "" {
 			p := pos
 			since = &p
-			cmd.Since = since
 		}
+		cmd := joinCommand(name, since)
 		r, err := w.request(ctx, cmd, c.joinHook(name, since))
 		if err != nil {
 			if errors.Is(err, ErrDisconnected) || ctx.Err() != nil {
@@ -796,16 +816,17 @@ func (c *Client) restore(ctx context.Context, w *wire) (StateChange, error) {
 			delete(c.rooms, name)
 			c.mu.Unlock()
 			ch.Recovered = false
-			ch.Rooms = append(ch.Rooms, RoomRecovery{Room: name, Err: err})
+			ch.Rooms = append(ch.Rooms, recovery(name, RoomRecovery{Err: err}))
 			continue
 		}
-		rr := RoomRecovery{Room: name, Recovered: r.Recovered && since != nil, Position: position(r)}
+		rr := recovery(name, RoomRecovery{Recovered: r.Recovered && since != nil, Position: position(r)})
 		rr.EpochChanged = since != nil && r.Position != nil && r.Position.Epoch != since.Epoch
 		if !rr.Recovered {
 			ch.Recovered = false
 		}
 		ch.Rooms = append(ch.Rooms, rr)
 	}
+	c.reenter(ctx, w)
 	return ch, nil
 }
 

@@ -238,6 +238,9 @@ type StateChange struct {
 // RoomRecovery is one room's outcome after a reconnect.
 type RoomRecovery struct {
 	Room string
+	// Presence is set when this is the room's presence subscription (its
+	// events, not its messages).
+	Presence bool
 	// Recovered: every message after the last one delivered follows, in
 	// order. False: some are gone (the app should resync this room).
 	Recovered bool

@@ -192,7 +192,15 @@ func (c *wire) handleFrame(payload []byte) error {
 		}
 		c.log.Warn("roomcast: server reported an error", "code", f.Error.Code, "message", f.Error.Message)
 	case f.Message != nil:
-		if !c.accept(f.Message) {
+		if !c.accept(f.Message, nil) {
+			return ErrMessageBufferFull
+		}
+	case f.Presence != nil:
+		// A presence event is ordered and recovered like a message of the
+		// room's presence channel: m carries its place there.
+		p := f.Presence
+		m := &protocol.Message{Room: protocol.PresenceChannel(p.Room), Offset: p.Offset, Epoch: p.Epoch, Timestamp: p.Timestamp}
+		if !c.accept(m, p) {
 			return ErrMessageBufferFull
 		}
 	case f.Connected != nil:

@@ -49,7 +49,7 @@ type wire struct {
 	pending   map[uint64]*call
 	ended     bool // the reader has exited; guarded by pendingMu
 
-	accept func(*protocol.Message) bool
+	accept func(*protocol.Message, *protocol.PresenceEvent) bool
 
 	closing    atomic.Bool
 	closeOnce  sync.Once
@@ -69,7 +69,7 @@ type wire struct {
 // message buffer is full. ctx bounds the whole handshake. A server that closes
 // during the handshake (invalid or expired token, rejected Origin) yields a
 // *CloseError; an HTTP refusal of the upgrade yields a *HandshakeError.
-func dialWire(ctx context.Context, cfg Config, accept func(*protocol.Message) bool) (*wire, error) {
+func dialWire(ctx context.Context, cfg Config, accept func(*protocol.Message, *protocol.PresenceEvent) bool) (*wire, error) {
 	cfg, u, err := cfg.normalize()
 	if err != nil {
 		return nil, err
