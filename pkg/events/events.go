@@ -80,17 +80,28 @@ type Membership struct {
 	At       int64  `json:"at"`
 }
 
-// Published is the payload of message.published.
+// Published is the payload of message.published: the whole message, as
+// stored in the room's log (Offset 0 and no Epoch for transient ones).
 type Published struct {
-	V      int    `json:"v"`
-	App    string `json:"app"`
-	Room   string `json:"room"`
-	Offset uint64 `json:"offset,omitempty"`
-	Epoch  string `json:"epoch,omitempty"`
-	Event  string `json:"event,omitempty"`
-	From   string `json:"from,omitempty"`
-	Bytes  int    `json:"bytes"`
-	At     int64  `json:"at"`
+	V         int    `json:"v"`
+	App       string `json:"app"`
+	Room      string `json:"room"`
+	Offset    uint64 `json:"offset,omitempty"`
+	Epoch     string `json:"epoch,omitempty"`
+	Event     string `json:"event,omitempty"`
+	From      string `json:"from,omitempty"`
+	Transient bool   `json:"transient,omitempty"`
+	// Data is the payload's bytes (base64 in JSON: payloads may be binary).
+	Data  []byte `json:"data,omitempty"`
+	Bytes int    `json:"bytes"`
+	// At is the publishing gateway's timestamp (the message's ts), unix ms.
+	At int64 `json:"at"`
+}
+
+// PublishedFrom builds the payload of message.published for a message.
+func PublishedFrom(app, room string, offset uint64, epoch, event, from string, transient bool, data []byte, at int64) Published {
+	return Published{V: Version, App: app, Room: room, Offset: offset, Epoch: epoch, Event: event, From: from,
+		Transient: transient, Data: data, Bytes: len(data), At: at}
 }
 
 // PresenceChange is the payload of presence.enter, .update and .leave.

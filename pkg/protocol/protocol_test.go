@@ -77,3 +77,18 @@ func TestValidateRoom(t *testing.T) {
 		})
 	}
 }
+
+func TestPresenceChannelNames(t *testing.T) {
+	for _, room := range []string{"lobby", "a.b:c/d", "x\x1fpresence"} {
+		ch := protocol.PresenceChannel(room)
+		if got, ok := protocol.ChannelRoom(ch); !ok || got != room {
+			t.Errorf("ChannelRoom(PresenceChannel(%q)) = %q, %v", room, got, ok)
+		}
+		if protocol.ValidateRoom(ch, 1000) == nil {
+			t.Errorf("presence channel of %q is a valid client room name: clients could join it", room)
+		}
+	}
+	if _, ok := protocol.ChannelRoom("lobby"); ok {
+		t.Error("a client room reported as a presence channel")
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/broker"
+	"github.com/roomcast/roomcast/pkg/envelope"
 	"github.com/roomcast/roomcast/pkg/events"
 	"github.com/roomcast/roomcast/pkg/observability"
 	"github.com/roomcast/roomcast/pkg/presence"
@@ -80,15 +81,21 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	h = hub.New(hub.Config{Shards: cfg.Shards, GapWait: cfg.GapWait, Frame: wsframe.Encode, View: presence.Frame}, log.With("component", "hub"), bus, rlog)
-	registerStats(reg, h, bus)
-
 	consumers, err := cfg.Consumers()
 	if err != nil {
 		return err
 	}
 	emitter := events.NewEmitter(rdb, events.EmitterConfig{Prefix: cfg.RedisPrefix, Consumers: consumers, Buffer: cfg.EventBuffer}, log.With("component", "events"))
 	registerEventStats(reg, emitter)
+	var published func(*envelope.Envelope)
+	if emitter.Wants(events.TypeMessagePublished) {
+		published = func(e *envelope.Envelope) {
+			emitter.Emit(events.TypeMessagePublished, events.PublishedFrom(e.App, e.Room, e.Offset, e.Epoch, e.Event, e.From, e.Transient, e.Data, e.Timestamp))
+		}
+	}
+	h = hub.New(hub.Config{Shards: cfg.Shards, GapWait: cfg.GapWait, Frame: wsframe.Encode, View: presence.Frame, Published: published},
+		log.With("component", "hub"), bus, rlog)
+	registerStats(reg, h, bus)
 	pstore := presence.New(rdb, rlog, presence.Config{Prefix: cfg.RedisPrefix, NodeTTL: cfg.PresenceNodeTTL})
 	// Callbacks run on the broker's connection goroutine: resync elsewhere.
 	bus.OnReconnect(func() { go h.Resync() })

@@ -133,6 +133,7 @@ func (c *Conn) Serve(connected *protocol.Connected) {
 		return
 	}
 	c.enqueue(f, false)
+	c.emitConnection(events.TypeConnectionOpened)
 	c.readLoop()
 }
 
@@ -143,6 +144,7 @@ func (c *Conn) cleanup() {
 	c.dropPresence()
 	for room := range c.rooms {
 		c.d.Hub.Leave(c.claims.App, room, c)
+		c.emitMembership(events.TypeRoomLeft, room)
 	}
 	c.rooms = nil
 	if id := c.SessionID(); id != "" && c.peerClosed {
@@ -158,6 +160,7 @@ func (c *Conn) cleanup() {
 	c.inflight.Wait()
 	c.waitClosed()
 	_ = c.nc.Close()
+	c.emitConnection(events.TypeConnectionClosed)
 }
 
 var errStop = errors.New("conn: stop reading")
@@ -378,6 +381,7 @@ func (c *Conn) join(cmd *protocol.Command) {
 	}
 	if c.joinHub(cmd, cmd.Room) {
 		c.recordRoom(cmd.Room, true)
+		c.emitMembership(events.TypeRoomJoined, cmd.Room)
 	}
 }
 
@@ -488,6 +492,7 @@ func (c *Conn) leave(cmd *protocol.Command) {
 	c.d.Hub.Leave(c.claims.App, cmd.Room, c)
 	c.leavePresence(cmd.Room) // a member that left the room is not present in it
 	c.recordRoom(cmd.Room, false)
+	c.emitMembership(events.TypeRoomLeft, cmd.Room)
 	c.Reply(&protocol.Reply{ID: cmd.ID, Room: cmd.Room})
 }
 

@@ -76,6 +76,11 @@ type Config struct {
 	// means a message frame; the gateway passes presence.Frame, which makes
 	// presence events of presence channels.
 	View func(*envelope.Envelope) protocol.ServerFrame
+	// Published, if set, is told of every message broadcast from this node
+	// (WebSocket and REST publishes alike) once the broker confirmed it;
+	// the gateway turns it into a message.published event. It must not
+	// block.
+	Published func(*envelope.Envelope)
 }
 
 // Stats are counters for metrics.
@@ -371,6 +376,9 @@ func (h *Hub) Broadcast(ctx context.Context, p *Published) error {
 	defer h.inflight.Done()
 	if err := h.bus.Publish(ctx, p.shard, p.env.Marshal()); err != nil {
 		return fmt.Errorf("%w: broker: %w", ErrUnavailable, err)
+	}
+	if h.cfg.Published != nil && !p.Duplicate {
+		h.cfg.Published(&p.env)
 	}
 	return nil
 }
