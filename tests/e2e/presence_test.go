@@ -3,6 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -379,5 +382,90 @@ func TestPresenceBadInput(t *testing.T) {
 	// The connection still works.
 	if r := c.call(map[string]any{"op": "presence.count", "room": "open"}); r.Count == nil {
 		t.Fatalf("count after bad input: %+v", r)
+	}
+}
+
+func TestPresenceOverREST(t *testing.T) {
+	env := harness.NewEnv(t)
+	gw := env.Gateway(t, "prest")
+	env.Presence(t, "prestw")
+	const room = "team/ops" // a '/' travels percent-encoded in the path
+	for i := 0; i < 5; i++ {
+		c := dialPresence(t, gw.WSURL(), env.Token(t, fmt.Sprintf("u%d", i%3), presenceCaps(), time.Hour))
+		c.call(map[string]any{"op": "join", "room": room})
+		c.call(map[string]any{"op": "presence.enter", "room": room, "data": map[string]int{"i": i}})
+	}
+	get := func(path, cred string) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, gw.HTTPURL()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+cred)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		checkAgainstSpec(t, http.MethodGet, gw.HTTPURL()+path, req.Header, nil, resp.StatusCode, resp.Header, body)
+		return resp.StatusCode, body
+	}
+	key := env.Key.String()
+	base := "/v1/rooms/" + url.PathEscape(room) + "/presence"
+	var counted struct{ Clients, Connections int }
+	testenv.WaitFor(t, 10*time.Second, "5 members", func() bool {
+		status, body := get(base+"/count", key)
+		return status == 200 && json.Unmarshal(body, &counted) == nil && counted.Connections == 5
+	})
+	if counted.Clients != 3 {
+		t.Fatalf("count %+v, want 3 clients, 5 connections", counted)
+	}
+	seen := map[string]bool{}
+	cursor := ""
+	for pages := 0; ; pages++ {
+		path := base + "?limit=2"
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		status, body := get(path, key)
+		var page struct {
+			Room    string
+			Members []struct {
+				ConnectionID string `json:"connection_id"`
+			}
+			Cursor string
+		}
+		if status != 200 || json.Unmarshal(body, &page) != nil || page.Room != room || len(page.Members) > 2 {
+			t.Fatalf("page %d: %d %s", pages, status, body)
+		}
+		for _, m := range page.Members {
+			if seen[m.ConnectionID] {
+				t.Fatalf("member %s on two pages", m.ConnectionID)
+			}
+			seen[m.ConnectionID] = true
+		}
+		if cursor = page.Cursor; cursor == "" {
+			break
+		}
+	}
+	if len(seen) != 5 {
+		t.Fatalf("paged %d members, want 5", len(seen))
+	}
+	noPresence := env.Token(t, "x", token.Capabilities{"*": {token.OpJoin}}, time.Hour)
+	for _, tc := range []struct {
+		path, cred string
+		status     int
+	}{
+		{base, noPresence, http.StatusForbidden},
+		{base, "nope", http.StatusUnauthorized},
+		{base + "?limit=0", key, http.StatusBadRequest},
+		{base + "?limit=1001", key, http.StatusBadRequest},
+		{base + "?cursor=%25%25", key, http.StatusBadRequest},
+		{"/v1/rooms/" + url.PathEscape("bad\x01room") + "/presence", key, http.StatusBadRequest},
+	} {
+		if status, body := get(tc.path, tc.cred); status != tc.status {
+			t.Errorf("GET %s: %d %s, want %d", tc.path, status, body, tc.status)
+		}
 	}
 }

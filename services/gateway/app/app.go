@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 
 	mux := http.NewServeMux()
 	srv.Mount(mux)
-	rest.New(cfg, keyring, verifier, h, log.With("component", "rest")).Mount(mux)
+	rest.New(cfg, keyring, verifier, h, log.With("component", "rest")).WithPresence(pstore).Mount(mux)
 	observability.Mount(mux, reg,
 		observability.Check{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		observability.Check{Name: "amqp", Func: func(context.Context) error {

@@ -45,6 +45,7 @@ type API struct {
 	verifier *token.Verifier
 	pub      Publisher
 	log      *slog.Logger
+	presence PresenceReader // nil: no presence endpoints
 }
 
 // New creates the API.
@@ -56,6 +57,10 @@ func New(cfg *config.Config, keys token.Keyring, verifier *token.Verifier, pub P
 func (a *API) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/messages", a.publish)
 	mux.HandleFunc("POST /v1/messages/batch", a.publishBatch)
+	if a.presence != nil {
+		mux.HandleFunc("GET /v1/rooms/{room}/presence", a.presenceGet)
+		mux.HandleFunc("GET /v1/rooms/{room}/presence/count", a.presenceCount)
+	}
 }
 
 // Message is one message to publish.
