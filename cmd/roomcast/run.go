@@ -16,6 +16,8 @@ import (
 	"github.com/roomcast/roomcast/pkg/observability"
 	"github.com/roomcast/roomcast/services/gateway/app"
 	"github.com/roomcast/roomcast/services/gateway/config"
+	presenceapp "github.com/roomcast/roomcast/services/presence/app"
+	presenceconfig "github.com/roomcast/roomcast/services/presence/config"
 )
 
 // runRun starts the platform in this process for local development.
@@ -64,9 +66,21 @@ func runRun(ctx context.Context, args []string, e *env) int {
 		fmt.Fprintln(e.stderr, "roomcast run:", err)
 		return exitError
 	}
-	err = app.Run(ctx, cfg, log, func(a net.Addr) {
-		printBanner(e, a, devKey)
-	})
+	pcfg, err := presenceconfig.Load()
+	if err != nil {
+		fmt.Fprintln(e.stderr, "roomcast run:", err)
+		return exitError
+	}
+	if e.getenv("PRESENCE_ADDR") == "" {
+		pcfg.Addr = "127.0.0.1:0" // its health port is secondary here: never collide
+	}
+	pcfg.NodeID = cfg.NodeID + "-presence"
+	_, err = supervise(ctx, []service{
+		{name: "gateway", run: func(ctx context.Context, ready func(net.Addr)) error { return app.Run(ctx, cfg, log, ready) }},
+		{name: "presence", run: func(ctx context.Context, ready func(net.Addr)) error {
+			return presenceapp.Run(ctx, pcfg, log, ready)
+		}},
+	}, func(addrs map[string]net.Addr) { printBanner(e, addrs, devKey) })
 	if err != nil {
 		fmt.Fprintln(e.stderr, "roomcast run:", err)
 		return exitError
@@ -74,7 +88,58 @@ func runRun(ctx context.Context, args []string, e *env) int {
 	return exitOK
 }
 
-func printBanner(e *env, a net.Addr, key *token.Key) {
+// service is one platform service that `roomcast run` hosts.
+type service struct {
+	name string
+	// run serves until ctx ends and calls ready with its HTTP address once
+	// it serves.
+	run func(ctx context.Context, ready func(net.Addr)) error
+}
+
+// supervise runs every service until ctx ends or one of them fails (which
+// stops the others). Once all are serving it calls up with their
+// addresses. It returns the first failure.
+func supervise(ctx context.Context, services []service, up func(map[string]net.Addr)) (map[string]net.Addr, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type ready struct {
+		name string
+		addr net.Addr
+	}
+	readyCh := make(chan ready, len(services))
+	errCh := make(chan error, len(services))
+	for _, s := range services {
+		go func() {
+			err := s.run(ctx, func(a net.Addr) { readyCh <- ready{s.name, a} })
+			if err != nil {
+				err = fmt.Errorf("%s: %w", s.name, err)
+			}
+			errCh <- err
+		}()
+	}
+	addrs := map[string]net.Addr{}
+	var first error
+	running := len(services)
+	for running > 0 {
+		select {
+		case r := <-readyCh:
+			addrs[r.name] = r.addr
+			if len(addrs) == len(services) {
+				up(addrs)
+			}
+		case err := <-errCh:
+			running--
+			if err != nil && first == nil {
+				first = err
+			}
+			cancel() // one service ended: stop the rest
+		}
+	}
+	return addrs, first
+}
+
+func printBanner(e *env, addrs map[string]net.Addr, key *token.Key) {
+	a := addrs["gateway"]
 	host := "localhost"
 	port := a.String()
 	if ta, ok := a.(*net.TCPAddr); ok {
@@ -87,7 +152,9 @@ func printBanner(e *env, a net.Addr, key *token.Key) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nRoomcast is running.\n\n")
 	fmt.Fprintf(&b, "  WebSocket:  ws://%s/v1/connect\n", base)
+	fmt.Fprintf(&b, "  REST:       http://%s/v1/messages\n", base)
 	fmt.Fprintf(&b, "  Health:     http://%s/healthz   http://%s/readyz   http://%s/metrics\n", base, base, base)
+	fmt.Fprintf(&b, "  Presence:   http://%s/metrics\n", addrs["presence"])
 	if key != nil {
 		fmt.Fprintf(&b, "  Dev key:    %s\n", key.String())
 		fmt.Fprintf(&b, "\n  Try it, in two terminals:\n")

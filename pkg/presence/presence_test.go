@@ -3,11 +3,11 @@ package presence_test
 import (
 	"context"
 	"fmt"
-	"github.com/roomcast/roomcast/pkg/envelope"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/roomcast/roomcast/pkg/envelope"
 	"github.com/roomcast/roomcast/pkg/presence"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/roomlog"

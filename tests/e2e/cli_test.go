@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/pkg/sdk/client"
 	"github.com/roomcast/roomcast/pkg/testenv"
 	"github.com/roomcast/roomcast/tests/harness"
 )
@@ -141,6 +144,44 @@ func TestRoomcastRunWithCLI(t *testing.T) {
 		if m.Event == "rest" && (m.Offset != restReply.Offset || string(m.Data) != `{"from":"backend"}`) {
 			t.Fatalf("sub printed %s, REST reply was offset %d", l, restReply.Offset)
 		}
+	}
+
+	// Presence runs in the same process: a client that enters is seen by
+	// a subscriber and counted.
+	devKey, err := token.ParseAPIKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := token.Mint(devKey, "ada", presenceCaps(), time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ada, err := client.Dial(ctx, client.Config{URL: url, Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ada.Close()
+	seen := make(chan protocol.PresenceEvent, 1)
+	ada.OnPresence("cli.room", func(e protocol.PresenceEvent) { seen <- e })
+	if _, err := ada.Join(ctx, "cli.room"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ada.SubscribePresence(ctx, "cli.room"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ada.EnterPresence(ctx, "cli.room", []byte(`{"name":"Ada"}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-seen:
+		if e.Action != protocol.PresenceJoin || e.Member.ClientID != "ada" {
+			t.Fatalf("presence event %+v", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no presence event from roomcast run")
+	}
+	if n, err := ada.PresenceCount(ctx, "cli.room"); err != nil || n.Connections != 1 {
+		t.Fatalf("presence count %+v, %v", n, err)
 	}
 
 	start := time.Now()
