@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,8 @@ type Emitter struct {
 	cfg    EmitterConfig
 	log    *slog.Logger
 	client *asynq.Client
-	routes map[string][]string // task type → queues
+	routes map[string][]route // task type → queues
+	next   atomic.Uint64      // spreads batched tasks over their groups
 
 	mu     sync.RWMutex
 	closed bool
@@ -58,6 +60,13 @@ type item struct {
 	task  *asynq.Task
 	queue string
 	opts  []asynq.Option
+}
+
+// route is one consumer's queue for a task type; batched ones go into
+// groups (see Batched).
+type route struct {
+	queue   string
+	batched bool
 }
 
 // NewEmitter starts an emitter on rdb. Stop it with Close.
@@ -75,12 +84,12 @@ func NewEmitter(rdb redis.UniversalClient, cfg EmitterConfig, log *slog.Logger) 
 		cfg:    cfg,
 		log:    log,
 		client: asynq.NewClientFromRedisClient(rdb),
-		routes: make(map[string][]string),
+		routes: make(map[string][]route),
 		ch:     make(chan item, cfg.Buffer),
 	}
 	for _, c := range cfg.Consumers {
 		for _, typ := range Consumers[c] {
-			e.routes[typ] = append(e.routes[typ], Queue(cfg.Prefix, c))
+			e.routes[typ] = append(e.routes[typ], route{queue: Queue(cfg.Prefix, c), batched: slices.Contains(Batched[c], typ)})
 		}
 	}
 	for i := 0; i < cfg.Workers; i++ {
@@ -112,9 +121,13 @@ func (e *Emitter) Emit(typ string, payload any, opts ...asynq.Option) {
 		e.drop(typ, errClosed)
 		return
 	}
-	for _, q := range queues {
+	for _, r := range queues {
+		it := item{task: t, queue: r.queue, opts: opts}
+		if r.batched {
+			it.opts = append(slices.Clip(opts), asynq.Group(Group(typ, int(e.next.Add(1)%Groups))))
+		}
 		select {
-		case e.ch <- item{task: t, queue: q, opts: opts}:
+		case e.ch <- it:
 		default:
 			e.drop(typ, errFull)
 		}

@@ -47,7 +47,25 @@ const (
 // consumer's own queue, so services scale and fail independently.
 var Consumers = map[string][]string{
 	"presence": {TypePresenceEnter, TypePresenceUpdate, TypePresenceLeave, TypePresenceDetach},
+	"history":  {TypeMessagePublished},
 }
+
+// Batched maps a consumer to the task types it takes in batches: the
+// emitter puts them into asynq groups (Group) on the consumer's queue, and
+// the consumer's server aggregates each group into one task per batch
+// (asynq.Config.GroupAggregator). A consumer listed here must aggregate:
+// grouped tasks are never handed out one by one.
+var Batched = map[string][]string{
+	"history": {TypeMessagePublished},
+}
+
+// Groups is how many asynq groups a batched task type is spread over. asynq
+// aggregates at most one batch per group per check, so several groups let
+// several batches form at once.
+const Groups = 16
+
+// Group names the n-th group (0 ≤ n < Groups) of a batched task type.
+func Group(typ string, n int) string { return fmt.Sprintf("%s.%d", typ, n%Groups) }
 
 // Queue is the asynq queue of a consumer. asynq's keys carry no prefix of
 // their own, so the cluster's Redis prefix goes into the queue name: two
