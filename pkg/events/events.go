@@ -40,6 +40,12 @@ const (
 	// clean close. Enqueued to run after the presence grace; its members
 	// leave unless a resumed connection has taken them over meanwhile.
 	TypePresenceDetach = "presence.detach"
+
+	// TypePresenceEvent is a presence event the presence service produced
+	// (a member joined, updated or left a room), for services that report
+	// presence to backends (webhooks). The presence worker emits it, not
+	// the gateway.
+	TypePresenceEvent = "presence.event"
 )
 
 // Consumers maps each worker service to the task types it consumes. A
@@ -141,6 +147,23 @@ type PresenceChange struct {
 	// last applied change is ignored.
 	Seq int64 `json:"seq"`
 	At  int64 `json:"at"` // unix milliseconds
+}
+
+// PresenceEvent is the payload of presence.event: one event of a room's
+// presence channel, identified by its offset and epoch (a retried
+// presence task emits the same event again, with the same offset).
+type PresenceEvent struct {
+	V        int    `json:"v"`
+	App      string `json:"app"`
+	Room     string `json:"room"`   // the client's room name
+	Action   string `json:"action"` // join, update or leave (protocol.PresenceAction)
+	ClientID string `json:"client_id"`
+	// MemberID is the member's connection id as clients see it.
+	MemberID string          `json:"member_id"`
+	Data     json.RawMessage `json:"data,omitempty"`
+	Offset   uint64          `json:"offset"`
+	Epoch    string          `json:"epoch"`
+	At       int64           `json:"at"` // unix milliseconds
 }
 
 // PresenceDetach is the payload of presence.detach.
