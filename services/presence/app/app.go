@@ -52,6 +52,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	defer bus.Close()
 
 	w := worker.New(store, bus, cfg.Shards, cfg.PublishTimeout, log.With("component", "worker"))
+	if consumers, _ := cfg.Consumers(); len(consumers) > 0 {
+		em := events.NewEmitter(rdb, events.EmitterConfig{Prefix: cfg.RedisPrefix, Consumers: consumers}, log.With("component", "events"))
+		defer func() {
+			ectx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			em.Close(ectx)
+		}()
+		w.EmitTo(em)
+	}
 	queue := events.Queue(cfg.RedisPrefix, "presence")
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,

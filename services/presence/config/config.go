@@ -4,9 +4,11 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	pkgconfig "github.com/roomcast/roomcast/pkg/config"
+	"github.com/roomcast/roomcast/pkg/events"
 )
 
 // Config is the presence service configuration.
@@ -39,6 +41,26 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful stop on SIGTERM: tasks in progress
 	// get this long to finish; unfinished ones return to the queue.
 	ShutdownTimeout time.Duration `env:"PRESENCE_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// EventConsumers lists the worker services this service enqueues the
+	// presence events it publishes for (comma-separated; "webhooks" is the
+	// one that takes them). Empty: none.
+	EventConsumers string `env:"PRESENCE_EVENT_CONSUMERS"`
+}
+
+// Consumers parses PRESENCE_EVENT_CONSUMERS.
+func (c *Config) Consumers() ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(c.EventConsumers, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if _, ok := events.Consumers[f]; !ok {
+			return nil, fmt.Errorf("config: PRESENCE_EVENT_CONSUMERS: unknown consumer %q", f)
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 // Load reads the configuration from the environment and validates it.
@@ -73,6 +95,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if _, err := c.ParseStreamRules(); err != nil {
+		return err
+	}
+	if _, err := c.Consumers(); err != nil {
 		return err
 	}
 	return nil

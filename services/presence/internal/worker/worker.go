@@ -18,9 +18,11 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/roomcast/roomcast/pkg/envelope"
 	"github.com/roomcast/roomcast/pkg/events"
 	"github.com/roomcast/roomcast/pkg/hashring"
 	"github.com/roomcast/roomcast/pkg/presence"
+	"github.com/roomcast/roomcast/pkg/protocol"
 )
 
 // Store is the presence state (pkg/presence).
@@ -55,6 +57,7 @@ type Worker struct {
 	shards         int
 	publishTimeout time.Duration
 	log            *slog.Logger
+	emitter        Emitter // nil: presence events go to the rooms only
 
 	tasks, failed, events, swept, deadNodes atomic.Uint64
 }
@@ -63,6 +66,17 @@ type Worker struct {
 func New(store Store, bus Bus, shards int, publishTimeout time.Duration, log *slog.Logger) *Worker {
 	return &Worker{store: store, bus: bus, shards: shards, publishTimeout: publishTimeout, log: log}
 }
+
+// Emitter enqueues tasks for other worker services (pkg/events.Emitter).
+type Emitter interface {
+	Wants(typ string) bool
+	Emit(typ string, payload any, opts ...asynq.Option)
+}
+
+// EmitTo makes the worker also emit every presence event it publishes as a
+// presence.event task, for the services that take it (webhooks). Call it
+// before Register.
+func (w *Worker) EmitTo(e Emitter) { w.emitter = e }
 
 // Stats returns the counters.
 func (w *Worker) Stats() Stats {
@@ -143,7 +157,29 @@ func (w *Worker) publish(ctx context.Context, ev *presence.Event) error {
 		return fmt.Errorf("publish presence event: %w", err)
 	}
 	w.events.Add(1)
+	w.emit(env)
 	return nil
+}
+
+// emit hands a published presence event to the emitter. A replayed event
+// (a retried task) is emitted again with the same offset: consumers
+// deduplicate on it.
+func (w *Worker) emit(env *envelope.Envelope) {
+	if w.emitter == nil || !w.emitter.Wants(events.TypePresenceEvent) {
+		return
+	}
+	room, ok := protocol.ChannelRoom(env.Room)
+	if !ok {
+		return
+	}
+	m, err := presence.ParseMember(env.Data)
+	if err != nil {
+		return
+	}
+	w.emitter.Emit(events.TypePresenceEvent, events.PresenceEvent{
+		V: events.Version, App: env.App, Room: room, Action: env.Event, ClientID: m.ClientID,
+		MemberID: m.ConnectionID, Data: m.Data, Offset: env.Offset, Epoch: env.Epoch, At: env.Timestamp,
+	})
 }
 
 // sweepBatch is how many index entries a sweep reads at once.
