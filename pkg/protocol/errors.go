@@ -22,7 +22,7 @@ const (
 	CodeUnavailable     Code = "unavailable"       // a dependency (Redis, RabbitMQ) is unreachable; retry later
 	CodeSessionInvalid  Code = "session_invalid"   // resume: no such session in the recovery window, or the token does not match (the same answer for every case)
 	CodeInternal        Code = "internal"          // a bug; reported and logged
-	CodeUnauthorized    Code = "unauthorized"      // REST: missing or invalid credentials
+	CodeUnauthorized    Code = "unauthorized"      // REST: missing or invalid credentials; refresh: the new token is invalid or expired
 	CodeNotFound        Code = "not_found"         // REST: no such resource
 )
 

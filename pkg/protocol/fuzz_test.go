@@ -78,6 +78,8 @@ var commandSeeds = []seed{
 	{"presence_get_page", `{"id":32,"op":"presence.get","room":"r","cursor":"c2Vzcw","limit":1000}`},
 	{"presence_limit_negative", `{"id":33,"op":"presence.get","room":"r","limit":-1}`},
 	{"presence_limit_huge", `{"id":34,"op":"presence.get","room":"r","limit":99999999999999999999}`},
+	{"refresh", `{"id":36,"op":"refresh","token":"eyJhbGciOiJIUzI1NiJ9.e30.x"}`},
+	{"refresh_token_number", `{"id":37,"op":"refresh","token":7}`},
 	{"presence_subscribe_since", `{"id":35,"op":"presence.subscribe","room":"r","since":{"offset":3,"epoch":"e"}}`},
 }
 

@@ -32,6 +32,7 @@ type jsonCommand struct {
 	ResumeToken    string          `json:"resume_token,omitempty"`
 	Cursor         string          `json:"cursor,omitempty"`
 	Limit          int             `json:"limit,omitempty"`
+	Token          string          `json:"token,omitempty"`
 }
 
 type jsonMember struct {
@@ -147,6 +148,7 @@ func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
 		ResumeToken:    w.ResumeToken,
 		Cursor:         w.Cursor,
 		Limit:          w.Limit,
+		Token:          w.Token,
 	}
 	if w.Since != nil {
 		c.Since = &Position{Offset: w.Since.Offset, Epoch: w.Since.Epoch}
@@ -173,6 +175,7 @@ func (jsonCodec) AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		ResumeToken:    c.ResumeToken,
 		Cursor:         c.Cursor,
 		Limit:          c.Limit,
+		Token:          c.Token,
 	}
 	if c.Since != nil {
 		w.Since = &jsonPosition{Offset: c.Since.Offset, Epoch: c.Since.Epoch}

@@ -33,6 +33,9 @@ const (
 	// OpResume restores a previous session of the same client (identity,
 	// rooms) after a reconnect to any node within the recovery window.
 	OpResume Op = "resume"
+	// OpRefresh replaces the connection's token with a fresh one (same app
+	// and client) before it expires, so the connection lives on.
+	OpRefresh Op = "refresh"
 
 	// Presence: a member of a room can enter the room's presence set with
 	// optional data, update that data and leave; anyone with the presence
@@ -50,7 +53,7 @@ const (
 
 // Ops lists every client operation, for decoders and documentation checks.
 var Ops = []Op{
-	OpJoin, OpLeave, OpPublish, OpResume,
+	OpJoin, OpLeave, OpPublish, OpResume, OpRefresh,
 	OpPresenceEnter, OpPresenceUpdate, OpPresenceLeave, OpPresenceGet,
 	OpPresenceCount, OpPresenceSubscribe, OpPresenceUnsubscribe,
 }
@@ -89,6 +92,8 @@ type Command struct {
 	// SessionID and ResumeToken identify the session a resume restores.
 	SessionID   string
 	ResumeToken string
+	// Token is the new token of a refresh. Never log it.
+	Token string
 	// Cursor and Limit page presence.get: Cursor is the opaque value the
 	// previous page returned ("" for the first page); Limit is the page
 	// size (0 means the server's default).

@@ -616,6 +616,10 @@ func (c *Client) watch(w *wire) (*wire, bool) {
 			return nil, false
 		case <-timer:
 		}
+		if c.refreshInBand(w) {
+			at, refresh = refreshAt(w)
+			continue
+		}
 		next, ch, err := c.attempt()
 		if err != nil {
 			// Try again shortly; at expiry the server closes with 4002 and
@@ -637,6 +641,25 @@ func (c *Client) watch(w *wire) (*wire, bool) {
 		c.log.Debug("roomcast: connection replaced before its token expired")
 		return next, true
 	}
+}
+
+// refreshInBand gives w a fresh token from the provider with the refresh
+// operation, so the connection simply lives on. False means it could not
+// (provider failed, server refused or does not know the operation): the
+// caller replaces the connection instead.
+func (c *Client) refreshInBand(w *wire) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+	defer cancel()
+	tok, err := c.cfg.token(ctx)
+	if err != nil {
+		return false
+	}
+	if _, err := w.request(ctx, &protocol.Command{Op: protocol.OpRefresh, Token: tok}, nil); err != nil {
+		c.log.Info("roomcast: in-band token refresh failed; reconnecting with the new token", "err", err)
+		return false
+	}
+	w.connectedAt, w.tokenExp = time.Now(), tokenExpiry(tok)
+	return true
 }
 
 // reconcile fixes up rooms joined or left on the old connection while the

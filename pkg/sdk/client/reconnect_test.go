@@ -231,6 +231,40 @@ func jwtWithExp(n int, exp time.Time) string {
 	return enc(`{"alg":"HS256","kid":"k1"}`) + "." + enc(fmt.Sprintf(`{"sub":"alice","n":%d,"exp":%d}`, n, exp.Unix())) + ".c2ln"
 }
 
+// A server that knows the refresh operation gets each new token in band:
+// the connection lives on, nothing is re-joined.
+func TestTokenIsRefreshedInBand(t *testing.T) {
+	g := newFakeGateway(t)
+	var calls atomic.Int32
+	provider := func(context.Context) (string, error) {
+		n := int(calls.Add(1))
+		return jwtWithExp(n, time.Now().Add(4*time.Second)), nil
+	}
+	st := newStates()
+	c, fc := dial(t, g, Config{TokenProvider: provider, OnStateChange: st.record})
+	got := make(chan uint64, 16)
+	c.OnMessage("r", func(m protocol.Message) { got <- m.Offset })
+	joinAt(t, c, fc, "r", protocol.Position{Offset: 1, Epoch: "e"})
+	for i := 2; i <= 3; i++ {
+		ref := expectCmd(t, fc, protocol.OpRefresh)
+		if want := jwtWithExp(i, tokenExpiry(ref.Token)); ref.Token != want {
+			t.Fatalf("refresh %d carried %q, want the provider's token %d", i, ref.Token, i)
+		}
+		fc.reply(t, protocol.Reply{ID: ref.ID})
+		fc.message(t, protocol.Message{Room: "r", Offset: uint64(i), Epoch: "e"})
+		if got := recv(t, got, "a message after the refresh"); got != uint64(i) {
+			t.Fatalf("got offset %d, want %d", got, i)
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, sc := range st.all {
+		if sc.State == StateReconnecting {
+			t.Fatalf("an in-band refresh looked like a reconnect: %+v", sc)
+		}
+	}
+}
+
 func TestTokenIsRefreshedBeforeItExpires(t *testing.T) {
 	g := newFakeGateway(t)
 	var calls atomic.Int32
@@ -247,9 +281,14 @@ func TestTokenIsRefreshedBeforeItExpires(t *testing.T) {
 	fc.message(t, protocol.Message{Room: "r", Offset: 2, Epoch: "e"})
 	recv(t, got, "offset 2")
 
+	// The client first asks in band; a server that does not know the
+	// operation makes it replace the connection instead.
+	ref := expectCmd(t, fc, protocol.OpRefresh)
+	fc.reply(t, protocol.Reply{ID: ref.ID, Error: protocol.NewError(protocol.CodeUnknownOp, "unknown op")})
+
 	// The replacement connection arrives while the first is still open.
 	fc2 := g.accept(t)
-	if calls.Load() != 2 || slices.Equal(fc2.protocols, fc.protocols) {
+	if calls.Load() != 3 || slices.Equal(fc2.protocols, fc.protocols) {
 		t.Fatalf("replacement offered %v after %d provider calls, want a second token", fc2.protocols, calls.Load())
 	}
 	fc2.sendConnected(t, protocol.Connected{SessionID: "sess-2", ResumeToken: "tok-2"})

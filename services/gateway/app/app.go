@@ -104,6 +104,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		Config:   cfg,
 		Hub:      h,
 		Sessions: session.New(rdb, session.Config{Prefix: cfg.RedisPrefix, TTL: cfg.SessionTTL}),
+		Verifier: verifier,
 		Log:      log,
 		Metrics:  m,
 		Events:   emitter,

@@ -2,6 +2,7 @@ package conn
 
 import "github.com/roomcast/roomcast/pkg/auth/token"
 
-// Claims is the verified token the connection was admitted with; the
-// server checks its API key against revocations.
-func (c *Conn) Claims() *token.Claims { return c.claims }
+// Claims is the connection's verified token (the one it was admitted with,
+// or its latest refresh); the server checks its API key against
+// revocations. Safe from any goroutine.
+func (c *Conn) Claims() *token.Claims { return c.current.Load() }

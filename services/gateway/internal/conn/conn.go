@@ -35,6 +35,8 @@ type Deps struct {
 	Config   *config.Config
 	Hub      *hub.Hub
 	Sessions *session.Store
+	// Verifier checks the tokens of in-band refreshes.
+	Verifier *token.Verifier
 	Log      *slog.Logger
 	Metrics  *metrics.Gateway
 	// Events enqueues tasks for the worker services (presence changes).
@@ -52,8 +54,10 @@ type Conn struct {
 	nc     net.Conn
 	src    io.Reader
 	codec  protocol.Codec
-	claims *token.Claims
-	log    *slog.Logger
+	claims *token.Claims // owned by the read loop (refresh replaces it)
+	// current is claims for other goroutines (revocation checks).
+	current atomic.Pointer[token.Claims]
+	log     *slog.Logger
 
 	sessionMu   sync.Mutex
 	sessionID   string // "" when Redis could not create one
@@ -62,6 +66,7 @@ type Conn struct {
 	limitedRun  int                 // consecutive rate-limited operations
 	rooms       map[string]struct{} // hub rooms (presence channels included); owned by the read loop
 	lastSeen    atomic.Int64        // unix nanoseconds of the last frame read
+	expiryMu    sync.Mutex
 	expiryTimer *time.Timer
 
 	mu        sync.Mutex // guards the outbox fields below
@@ -98,6 +103,7 @@ func New(d *Deps, id string, nc net.Conn, buffered []byte, codec protocol.Codec,
 		pres:    presenceState{rooms: make(map[string][]byte)},
 	}
 	c.sessionID = sessionID
+	c.current.Store(claims)
 	c.lastSeen.Store(time.Now().UnixNano())
 	return c
 }
@@ -122,11 +128,7 @@ func (c *Conn) Ping() { c.enqueue(wsframe.Ping, false) }
 // connection ends. It returns after the connection has left every room.
 func (c *Conn) Serve(connected *protocol.Connected) {
 	defer c.cleanup()
-	if exp := c.claims.ExpiresAt; exp != nil {
-		c.expiryTimer = time.AfterFunc(time.Until(exp.Time), func() {
-			c.Close(protocol.CloseTokenExpired, "token expired")
-		})
-	}
+	c.armExpiry()
 	f, err := wsframe.Encode(c.codec, &protocol.ServerFrame{Connected: connected})
 	if err != nil {
 		c.log.Error("encode connected frame", "err", err)
@@ -138,9 +140,11 @@ func (c *Conn) Serve(connected *protocol.Connected) {
 }
 
 func (c *Conn) cleanup() {
+	c.expiryMu.Lock()
 	if c.expiryTimer != nil {
 		c.expiryTimer.Stop()
 	}
+	c.expiryMu.Unlock()
 	c.dropPresence()
 	for room := range c.rooms {
 		c.d.Hub.Leave(c.claims.App, room, c)
@@ -332,6 +336,8 @@ func (c *Conn) handle(frame []byte) error {
 		c.publish(&cmd)
 	case protocol.OpResume:
 		c.resume(&cmd)
+	case protocol.OpRefresh:
+		c.refresh(&cmd)
 	case protocol.OpPresenceEnter:
 		c.presenceEnter(&cmd)
 	case protocol.OpPresenceUpdate:
