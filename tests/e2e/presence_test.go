@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/pkg/sdk/rest"
 	"github.com/roomcast/roomcast/pkg/testenv"
 	"github.com/roomcast/roomcast/tests/harness"
 )
@@ -452,6 +454,19 @@ func TestPresenceOverREST(t *testing.T) {
 	if len(seen) != 5 {
 		t.Fatalf("paged %d members, want 5", len(seen))
 	}
+	// The Go REST SDK reads the same.
+	sdk, err := rest.New(rest.Config{GatewayURL: gw.HTTPURL(), APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := sdk.PresenceMembers(context.Background(), room, 2)
+	if err != nil || len(ms) != 5 {
+		t.Fatalf("REST SDK PresenceMembers: %d members, %v", len(ms), err)
+	}
+	if n, err := sdk.PresenceCount(context.Background(), room); err != nil || n.Clients != 3 || n.Connections != 5 {
+		t.Fatalf("REST SDK PresenceCount: %+v, %v", n, err)
+	}
+
 	noPresence := env.Token(t, "x", token.Capabilities{"*": {token.OpJoin}}, time.Hour)
 	for _, tc := range []struct {
 		path, cred string

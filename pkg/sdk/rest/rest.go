@@ -191,15 +191,24 @@ func (c *Client) RequestToken(ctx context.Context, req TokenRequest) (Token, err
 // do POSTs body to base+path and decodes the answer into out, retrying if
 // idempotent.
 func (c *Client) do(ctx context.Context, base, path string, body, out any, idempotent bool) error {
+	return c.call(ctx, http.MethodPost, base, path, body, out, idempotent)
+}
+
+// call sends a request (with body as JSON, unless nil) to base+path and
+// decodes the answer into out, retrying if idempotent.
+func (c *Client) call(ctx context.Context, method, base, path string, body, out any, idempotent bool) error {
 	if base == "" {
 		return fmt.Errorf("rest: no base URL configured for %s", path)
 	}
-	payload, err := json.Marshal(body)
-	if err != nil {
-		return fmt.Errorf("rest: encode request: %w", err)
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return fmt.Errorf("rest: encode request: %w", err)
+		}
 	}
 	for attempt := 0; ; attempt++ {
-		retryAfter, err := c.once(ctx, base+path, payload, out)
+		retryAfter, err := c.once(ctx, method, base+path, payload, out)
 		if err == nil {
 			return nil
 		}
@@ -230,12 +239,18 @@ func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
 
 // once makes one request. Network errors are returned as they are (and
 // count as temporary); answered failures as *Error.
-func (c *Client) once(ctx context.Context, url string, payload []byte, out any) (time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+func (c *Client) once(ctx context.Context, method, url string, payload []byte, out any) (time.Duration, error) {
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return 0, fmt.Errorf("rest: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Authorization", "Bearer "+c.key.String())
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
