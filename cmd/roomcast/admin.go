@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
+	"github.com/roomcast/roomcast/pkg/protocol"
 )
 
 // adminClient calls the auth service's admin API.
@@ -65,12 +66,21 @@ func (a *adminClient) call(ctx context.Context, method, path string, body, out a
 	if resp.StatusCode >= 300 {
 		var e authapi.Error
 		if json.Unmarshal(raw, &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("%s (%d %s)", e.Error.Message, resp.StatusCode, e.Error.Code)
+			return &adminError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
 		}
 		return fmt.Errorf("auth service answered %s", resp.Status)
 	}
 	return json.Unmarshal(raw, out)
 }
+
+// adminError is an error answer of the admin API.
+type adminError struct {
+	Status  int
+	Code    protocol.Code
+	Message string
+}
+
+func (e *adminError) Error() string { return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code) }
 
 func runApps(ctx context.Context, args []string, e *env) int {
 	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && !strings.HasPrefix(args[0], "-")) {

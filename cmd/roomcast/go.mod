@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/roomcast/roomcast/pkg v0.0.0
+	github.com/roomcast/roomcast/services/auth v0.0.0
 	github.com/roomcast/roomcast/services/gateway v0.0.0
 	github.com/roomcast/roomcast/services/presence v0.0.0
 )
@@ -16,6 +17,7 @@ require (
 
 replace (
 	github.com/roomcast/roomcast/pkg => ../../pkg
+	github.com/roomcast/roomcast/services/auth => ../../services/auth
 	github.com/roomcast/roomcast/services/gateway => ../../services/gateway
 	github.com/roomcast/roomcast/services/presence => ../../services/presence
 )

@@ -2,18 +2,15 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/observability"
+	authapp "github.com/roomcast/roomcast/services/auth/app"
 	"github.com/roomcast/roomcast/services/gateway/app"
 	"github.com/roomcast/roomcast/services/gateway/config"
 	presenceapp "github.com/roomcast/roomcast/services/presence/app"
@@ -23,39 +20,37 @@ import (
 // runRun starts the platform in this process for local development.
 func runRun(ctx context.Context, args []string, e *env) int {
 	fs := newFlagSet("run", "roomcast run [flags]",
-		"Run the Roomcast platform in one process for local development, against the\n"+
-			"Redis and RabbitMQ named by ROOMCAST_REDIS_URL and ROOMCAST_AMQP_URL (default:\n"+
-			"localhost). Every gateway variable of docs/operations.md applies. Without\n"+
-			"ROOMCAST_KEYS a development API key is created on first start, kept in\n"+
-			"--dev-key-file and printed. Ctrl-C stops it cleanly.")
-	addr := fs.String("addr", "", "listen address (env GATEWAY_ADDR; default :8080)")
-	keyFile := fs.String("dev-key-file", defaultDevKeyFile(), "where the development API key is kept (env ROOMCAST_DEV_KEY_FILE)")
+		"Run the Roomcast platform in one process for local development: the auth service,\n"+
+			"the presence service and a gateway, against the Redis, RabbitMQ and PostgreSQL\n"+
+			"named by ROOMCAST_REDIS_URL, ROOMCAST_AMQP_URL and ROOMCAST_DATABASE_URL\n"+
+			"(default: localhost). Each service's variables of docs/operations.md apply.\n"+
+			"Databases are created and migrated on start. On first start a development app\n"+
+			"\"dev\" and an API key are created, kept in --dev-key-file and printed, with the\n"+
+			"auth service's admin credential. Ctrl-C stops everything cleanly.")
+	addr := fs.String("addr", "", "gateway listen address (env GATEWAY_ADDR; default :8080)")
+	keyFile := fs.String("dev-key-file", defaultDevKeyFile(), "where the development API key is kept; the development credentials live next to it (env ROOMCAST_DEV_KEY_FILE)")
+	database := fs.String("database", "postgres://postgres@127.0.0.1:5432/roomcast?sslmode=disable",
+		"PostgreSQL `URL`; each service gets its own database named after this one, created if missing (env ROOMCAST_DATABASE_URL)")
 	fs.env("addr", "GATEWAY_ADDR")
 	fs.env("dev-key-file", "ROOMCAST_DEV_KEY_FILE")
+	fs.env("database", "ROOMCAST_DATABASE_URL")
 	if code, ok := fs.parse(args, e); !ok {
 		return code
 	}
 	if fs.NArg() != 0 {
 		return fs.usageError(e, "run takes no arguments")
 	}
-
-	cfg, err := config.Load()
-	if err != nil {
+	fail := func(err error) int {
 		fmt.Fprintln(e.stderr, "roomcast run:", err)
 		return exitError
 	}
+
+	cfg, err := config.Load()
+	if err != nil {
+		return fail(err)
+	}
 	if *addr != "" {
 		cfg.Addr = *addr
-	}
-	var devKey *token.Key
-	if cfg.Keys == "" {
-		k, err := loadOrCreateDevKey(*keyFile)
-		if err != nil {
-			fmt.Fprintln(e.stderr, "roomcast run:", err)
-			return exitError
-		}
-		devKey = &k
-		cfg.Keys = k.String()
 	}
 	format := cfg.LogFormat
 	if e.getenv("ROOMCAST_LOG_FORMAT") == "" {
@@ -63,27 +58,50 @@ func runRun(ctx context.Context, args []string, e *env) int {
 	}
 	log, err := observability.NewLogger(e.stderr, format, cfg.LogLevel)
 	if err != nil {
-		fmt.Fprintln(e.stderr, "roomcast run:", err)
-		return exitError
+		return fail(err)
+	}
+	dev, err := loadOrCreateDevCredentials(filepath.Join(filepath.Dir(*keyFile), "dev-credentials.json"))
+	if err != nil {
+		return fail(err)
+	}
+	acfg, err := authConfig(ctx, e, dev, *database)
+	if err != nil {
+		return fail(err)
 	}
 	pcfg, err := presenceconfig.Load()
 	if err != nil {
-		fmt.Fprintln(e.stderr, "roomcast run:", err)
-		return exitError
+		return fail(err)
 	}
 	if e.getenv("PRESENCE_ADDR") == "" {
 		pcfg.Addr = "127.0.0.1:0" // its health port is secondary here: never collide
 	}
 	pcfg.NodeID = cfg.NodeID + "-presence"
-	_, err = supervise(ctx, []service{
-		{name: "gateway", run: func(ctx context.Context, ready func(net.Addr)) error { return app.Run(ctx, cfg, log, ready) }},
-		{name: "presence", run: func(ctx context.Context, ready func(net.Addr)) error {
+
+	var devKey string
+	err = supervise(ctx, []service{
+		{name: "auth", run: func(ctx context.Context, _ map[string]net.Addr, ready func(net.Addr)) error {
+			return authapp.Run(ctx, acfg, log, ready)
+		}},
+		{name: "presence", run: func(ctx context.Context, _ map[string]net.Addr, ready func(net.Addr)) error {
 			return presenceapp.Run(ctx, pcfg, log, ready)
 		}},
-	}, func(addrs map[string]net.Addr) { printBanner(e, addrs, devKey) })
+		{name: "gateway", run: func(ctx context.Context, up map[string]net.Addr, ready func(net.Addr)) error {
+			authURL := "http://" + up["auth"].String()
+			if cfg.Keys == "" {
+				// The development key lives in the auth service, like any
+				// app's keys: the gateway learns it from the key feed.
+				if devKey, err = ensureDevKey(ctx, authURL, acfg.AdminToken, *keyFile); err != nil {
+					return err
+				}
+			}
+			if cfg.AuthURL == "" {
+				cfg.AuthURL, cfg.ServiceToken = authURL, acfg.ServiceToken
+			}
+			return app.Run(ctx, cfg, log, ready)
+		}},
+	}, func(addrs map[string]net.Addr) { printBanner(e, addrs, devKey, acfg.AdminToken) })
 	if err != nil {
-		fmt.Fprintln(e.stderr, "roomcast run:", err)
-		return exitError
+		return fail(err)
 	}
 	return exitOK
 }
@@ -92,53 +110,57 @@ func runRun(ctx context.Context, args []string, e *env) int {
 type service struct {
 	name string
 	// run serves until ctx ends and calls ready with its HTTP address once
-	// it serves.
-	run func(ctx context.Context, ready func(net.Addr)) error
+	// it serves; up holds the addresses of the services started before it.
+	run func(ctx context.Context, up map[string]net.Addr, ready func(net.Addr)) error
 }
 
-// supervise runs every service until ctx ends or one of them fails (which
-// stops the others). Once all are serving it calls up with their
-// addresses. It returns the first failure.
-func supervise(ctx context.Context, services []service, up func(map[string]net.Addr)) (map[string]net.Addr, error) {
+// supervise starts the services in order, each once the one before serves,
+// and runs them until ctx ends or one fails (which stops the others). Once
+// all serve it calls up with their addresses. It returns the first failure.
+func supervise(ctx context.Context, services []service, up func(map[string]net.Addr)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type ready struct {
-		name string
-		addr net.Addr
-	}
-	readyCh := make(chan ready, len(services))
+	addrs := map[string]net.Addr{}
 	errCh := make(chan error, len(services))
+	running := 0
+	var first error
+	record := func(err error) {
+		running--
+		if err != nil && first == nil {
+			first = err
+		}
+		cancel() // one service ended: stop the rest
+	}
 	for _, s := range services {
+		readyCh := make(chan net.Addr, 1)
+		prev := maps.Clone(addrs)
+		running++
 		go func() {
-			err := s.run(ctx, func(a net.Addr) { readyCh <- ready{s.name, a} })
+			err := s.run(ctx, prev, func(a net.Addr) { readyCh <- a })
 			if err != nil {
 				err = fmt.Errorf("%s: %w", s.name, err)
 			}
 			errCh <- err
 		}()
-	}
-	addrs := map[string]net.Addr{}
-	var first error
-	running := len(services)
-	for running > 0 {
 		select {
-		case r := <-readyCh:
-			addrs[r.name] = r.addr
-			if len(addrs) == len(services) {
-				up(addrs)
-			}
+		case a := <-readyCh:
+			addrs[s.name] = a
+			continue
 		case err := <-errCh:
-			running--
-			if err != nil && first == nil {
-				first = err
-			}
-			cancel() // one service ended: stop the rest
+			record(err)
 		}
+		break
 	}
-	return addrs, first
+	if first == nil && ctx.Err() == nil {
+		up(addrs)
+	}
+	for running > 0 {
+		record(<-errCh)
+	}
+	return first
 }
 
-func printBanner(e *env, addrs map[string]net.Addr, key *token.Key) {
+func printBanner(e *env, addrs map[string]net.Addr, key, adminToken string) {
 	a := addrs["gateway"]
 	host := "localhost"
 	port := a.String()
@@ -154,14 +176,17 @@ func printBanner(e *env, addrs map[string]net.Addr, key *token.Key) {
 	fmt.Fprintf(&b, "  WebSocket:  ws://%s/v1/connect\n", base)
 	fmt.Fprintf(&b, "  REST:       http://%s/v1/messages\n", base)
 	fmt.Fprintf(&b, "  Health:     http://%s/healthz   http://%s/readyz   http://%s/metrics\n", base, base, base)
+	fmt.Fprintf(&b, "  Auth:       http://%s   (admin credential: %s)\n", addrs["auth"], adminToken)
 	fmt.Fprintf(&b, "  Presence:   http://%s/metrics\n", addrs["presence"])
-	if key != nil {
-		fmt.Fprintf(&b, "  Dev key:    %s\n", key.String())
+	self := selfCommand()
+	if key != "" {
+		fmt.Fprintf(&b, "  Dev key:    %s\n", key)
 		fmt.Fprintf(&b, "\n  Try it, in two terminals:\n")
-		self := selfCommand()
-		fmt.Fprintf(&b, "    %s sub --url ws://%s/v1/connect --key '%s' lobby\n", self, base, key.String())
-		fmt.Fprintf(&b, "    %s pub --url ws://%s/v1/connect --key '%s' lobby '{\"hello\":\"world\"}'\n", self, base, key.String())
+		fmt.Fprintf(&b, "    %s sub --url ws://%s/v1/connect --key '%s' lobby\n", self, base, key)
+		fmt.Fprintf(&b, "    %s pub --url ws://%s/v1/connect --key '%s' lobby '{\"hello\":\"world\"}'\n", self, base, key)
 	}
+	fmt.Fprintf(&b, "\n  Manage apps and keys:\n")
+	fmt.Fprintf(&b, "    %s keys list --app dev --auth-url http://%s --admin-token '%s'\n", self, addrs["auth"], adminToken)
 	fmt.Fprintf(&b, "\n  Ctrl-C stops it.\n\n")
 	_, _ = fmt.Fprint(e.stdout, b.String())
 }
@@ -186,33 +211,4 @@ func defaultDevKeyFile() string {
 		dir = os.TempDir()
 	}
 	return filepath.Join(dir, "roomcast", "dev-key")
-}
-
-// loadOrCreateDevKey reads the development key from path, creating it (mode
-// 0600) on first use so a restarted `roomcast run` keeps accepting the
-// tokens minted before.
-func loadOrCreateDevKey(path string) (token.Key, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		k, perr := token.ParseAPIKey(strings.TrimSpace(string(b)))
-		if perr != nil {
-			return token.Key{}, fmt.Errorf("dev key file %s: %w", path, perr)
-		}
-		return k, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return token.Key{}, fmt.Errorf("dev key file: %w", err)
-	}
-	var secret [24]byte
-	if _, err := rand.Read(secret[:]); err != nil {
-		return token.Key{}, err
-	}
-	k := token.Key{App: "dev", ID: "dev", Secret: []byte(hex.EncodeToString(secret[:]))}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return token.Key{}, fmt.Errorf("dev key file: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(k.String()+"\n"), 0o600); err != nil {
-		return token.Key{}, fmt.Errorf("dev key file: %w", err)
-	}
-	return k, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/sdk/client"
 	"github.com/roomcast/roomcast/pkg/testenv"
+	"github.com/roomcast/roomcast/services/auth/authtest"
 	"github.com/roomcast/roomcast/tests/harness"
 )
 
@@ -38,6 +39,8 @@ func TestRoomcastRunWithCLI(t *testing.T) {
 		"ROOMCAST_DEV_KEY_FILE=" + keyFile,
 		"ROOMCAST_LOG_FORMAT=json",
 		"GATEWAY_ADDR=127.0.0.1:0",
+		"AUTH_ADDR=127.0.0.1:0",
+		"AUTH_DATABASE_URL=" + authtest.Database(t),
 	}, "run")
 
 	var key, url string
@@ -51,6 +54,20 @@ func TestRoomcastRunWithCLI(t *testing.T) {
 		key, url = k[1], u[1]
 		return true
 	})
+	// The dev key is an ordinary key of app "dev" in the auth service,
+	// which the banner names with its admin credential.
+	am := regexp.MustCompile(`Auth:\s+(\S+)\s+\(admin credential: (\S+)\)`).FindStringSubmatch(run.Logs())
+	if am == nil {
+		t.Fatalf("banner has no auth service line:\n%s", run.Logs())
+	}
+	devKey, err := token.ParseAPIKey(key)
+	if err != nil || devKey.App != "dev" {
+		t.Fatalf("dev key %q: %v", key, err)
+	}
+	listed, err := exec.Command(bin, "keys", "list", "--app", "dev", "--auth-url", am[1], "--admin-token", am[2]).CombinedOutput()
+	if err != nil || !strings.Contains(string(listed), devKey.ID) {
+		t.Fatalf("roomcast keys list: %v\n%s", err, listed)
+	}
 	stored, err := os.ReadFile(keyFile)
 	if err != nil || strings.TrimSpace(string(stored)) != key {
 		t.Fatalf("dev key file holds %q (%v), banner printed %q", stored, err, key)
@@ -148,10 +165,6 @@ func TestRoomcastRunWithCLI(t *testing.T) {
 
 	// Presence runs in the same process: a client that enters is seen by
 	// a subscriber and counted.
-	devKey, err := token.ParseAPIKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tok, err := token.Mint(devKey, "ada", presenceCaps(), time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)

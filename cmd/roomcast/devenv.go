@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/roomcast/roomcast/pkg/auth/authapi"
+	"github.com/roomcast/roomcast/pkg/auth/token"
+	pkgconfig "github.com/roomcast/roomcast/pkg/config"
+	authconfig "github.com/roomcast/roomcast/services/auth/config"
+)
+
+// What `roomcast run` keeps between starts for local development: the auth
+// service's credentials (so keys and tokens made before a restart keep
+// working) and the development API key.
+
+// devCredentials are generated on first start and kept (mode 0600) next to
+// the dev key file.
+type devCredentials struct {
+	AdminToken   string `json:"admin_token"`
+	MasterKey    string `json:"master_key"`
+	ServiceToken string `json:"service_token"`
+}
+
+func loadOrCreateDevCredentials(path string) (devCredentials, error) {
+	var c devCredentials
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if err := json.Unmarshal(b, &c); err != nil {
+			return c, fmt.Errorf("dev credentials %s: %w", path, err)
+		}
+		return c, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return c, fmt.Errorf("dev credentials: %w", err)
+	}
+	c = devCredentials{AdminToken: randomHex(24), MasterKey: randomHex(32), ServiceToken: randomHex(24)}
+	b, _ = json.MarshalIndent(c, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return c, fmt.Errorf("dev credentials: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return c, fmt.Errorf("dev credentials: %w", err)
+	}
+	return c, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// authConfig is the auth service's configuration for a local run: the
+// environment's, with the development credentials and database where the
+// environment sets none.
+func authConfig(ctx context.Context, e *env, dev devCredentials, database string) (*authconfig.Config, error) {
+	var c authconfig.Config
+	if err := pkgconfig.Load(&c); err != nil {
+		return nil, err
+	}
+	if c.AdminToken == "" {
+		c.AdminToken = dev.AdminToken
+	}
+	if c.MasterKey == "" {
+		c.MasterKey = dev.MasterKey
+	}
+	if c.ServiceToken == "" {
+		c.ServiceToken = dev.ServiceToken
+	}
+	if e.getenv("AUTH_ADDR") == "" {
+		c.Addr = "127.0.0.1:8081" // where `roomcast apps|keys` look by default
+	}
+	if e.getenv("AUTH_DATABASE_URL") == "" {
+		u, err := serviceDatabase(database, "auth")
+		if err != nil {
+			return nil, err
+		}
+		c.DatabaseURL = u
+	}
+	if err := ensureDatabase(ctx, c.DatabaseURL); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// serviceDatabase names a service's database after the base URL's:
+// ".../roomcast" → ".../roomcast_auth".
+func serviceDatabase(base, svc string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Path == "" || u.Path == "/" {
+		return "", fmt.Errorf("ROOMCAST_DATABASE_URL %q: need a postgres:// URL with a database name", redactURL(base))
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "_" + svc
+	return u.String(), nil
+}
+
+// ensureDatabase creates the URL's database if it does not exist, through
+// the server's "postgres" database.
+func ensureDatabase(ctx context.Context, dbURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return fmt.Errorf("database URL: %w", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	admin := *u
+	admin.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		return fmt.Errorf("PostgreSQL at %s: %w", redactURL(dbURL), err)
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("PostgreSQL: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// ensureDevKey returns the development API key: the one in keyFile if the
+// auth service still has it active, else a new key of app "dev" (created
+// if missing) with every operation on every room, written to keyFile.
+func ensureDevKey(ctx context.Context, authURL, adminToken, keyFile string) (string, error) {
+	ac := &adminClient{base: authURL, token: adminToken, http: &http.Client{Timeout: 10 * time.Second}}
+	keysPath := "/admin/v1/apps/dev/keys"
+	if b, err := os.ReadFile(keyFile); err == nil {
+		if k, err := token.ParseAPIKey(strings.TrimSpace(string(b))); err == nil && k.App == "dev" {
+			var keys authapi.Keys
+			if err := ac.call(ctx, http.MethodGet, keysPath, nil, &keys); err == nil {
+				for _, have := range keys.Keys {
+					if have.ID == k.ID && have.RevokedAt == nil && (have.ExpiresAt == nil || have.ExpiresAt.After(time.Now())) {
+						return k.String(), nil
+					}
+				}
+			}
+		}
+	}
+	var app authapi.App
+	err := ac.call(ctx, http.MethodPost, "/admin/v1/apps", authapi.CreateApp{ID: "dev", Name: "Development"}, &app)
+	var ae *adminError
+	if err != nil && !(errors.As(err, &ae) && ae.Code == authapi.CodeConflict) {
+		return "", fmt.Errorf("create dev app: %w", err)
+	}
+	var k authapi.Key
+	all := token.Capabilities{"*": token.Ops}
+	if err := ac.call(ctx, http.MethodPost, keysPath, authapi.CreateKey{Name: "roomcast run", Caps: all}, &k); err != nil {
+		return "", fmt.Errorf("create dev key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
+		return "", fmt.Errorf("dev key file: %w", err)
+	}
+	if err := os.WriteFile(keyFile, []byte(k.APIKey+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("dev key file: %w", err)
+	}
+	return k.APIKey, nil
+}
