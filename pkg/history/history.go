@@ -27,6 +27,9 @@ import (
 const (
 	DefaultLimit = 100
 	MaxLimit     = 1000
+	// DefaultMaxBytes bounds a page's data, so that a page of large
+	// messages fits a connection's outbound buffer.
+	DefaultMaxBytes = 1 << 20
 )
 
 // Errors a Query returns for bad input; other errors mean the archive or
@@ -55,6 +58,10 @@ type Query struct {
 	// Cursor continues a previous page of the same query ("" for the
 	// first page).
 	Cursor string
+	// MaxBytes bounds the page's data bytes (0: DefaultMaxBytes): a page
+	// stops early, with a cursor, rather than exceed it. It always holds at
+	// least one message.
+	MaxBytes int
 }
 
 // Page is one page of history.
@@ -78,6 +85,9 @@ func (q *Query) Validate() error {
 	}
 	if q.Limit == 0 {
 		q.Limit = DefaultLimit
+	}
+	if q.MaxBytes <= 0 {
+		q.MaxBytes = DefaultMaxBytes
 	}
 	return nil
 }
@@ -194,9 +204,17 @@ func (r *Reader) Query(ctx context.Context, q Query) (Page, error) {
 		out = append(out, msgs...)
 	}
 	page := Page{Messages: out}
-	if len(out) > q.Limit {
-		page.Messages = out[:q.Limit]
-		last := page.Messages[q.Limit-1]
+	n, size := 0, 0
+	for n < len(out) && n < q.Limit {
+		size += len(out[n].Data)
+		if n > 0 && size > q.MaxBytes {
+			break
+		}
+		n++
+	}
+	if len(out) > n {
+		page.Messages = out[:n]
+		last := page.Messages[n-1]
 		page.Cursor = encodeCursor(cursor{Epoch: last.Epoch, Offset: last.Offset, Query: q.fingerprint()})
 	}
 	for i := range page.Messages {

@@ -93,7 +93,7 @@ func TestReaderMergesArchiveAndStream(t *testing.T) {
 		if i >= 150 && i <= 160 {
 			continue
 		}
-		arch.epochs[live] = append(arch.epochs[live], protocol.Message{Offset: i, Epoch: live, Timestamp: int64(1000 + i)})
+		arch.epochs[live] = append(arch.epochs[live], protocol.Message{Offset: i, Epoch: live, Timestamp: int64(1000 + i), Data: fmt.Appendf(nil, `{"i":%d}`, i)})
 	}
 	entries, err := log.Range(ctx, "a", "r", live, 1, 300)
 	if !errors.Is(err, roomlog.ErrTruncated) {
@@ -122,6 +122,14 @@ func TestReaderMergesArchiveAndStream(t *testing.T) {
 		slices.Reverse(got)
 		if !slices.Equal(got, want) {
 			t.Fatalf("limit %d backward: got %d messages, want %d", limit, len(got), len(want))
+		}
+	}
+	// A byte budget cuts pages short, never below one message, and the
+	// cursor carries on exactly.
+	for _, budget := range []int{1, 20, 100} {
+		got := pageAll(t, r, history.Query{App: "a", Room: "r", Limit: 50, MaxBytes: budget})
+		if len(got) != len(want) {
+			t.Fatalf("max bytes %d: got %d messages, want %d", budget, len(got), len(want))
 		}
 	}
 	// Bounds: offsets 240..260 of the live epoch, times 1100..1120.

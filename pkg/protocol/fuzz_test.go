@@ -81,6 +81,10 @@ var commandSeeds = []seed{
 	{"refresh", `{"id":36,"op":"refresh","token":"eyJhbGciOiJIUzI1NiJ9.e30.x"}`},
 	{"refresh_token_number", `{"id":37,"op":"refresh","token":7}`},
 	{"presence_subscribe_since", `{"id":35,"op":"presence.subscribe","room":"r","since":{"offset":3,"epoch":"e"}}`},
+	{"history_full", `{"id":50,"op":"history","room":"chat","epoch":"5d1c9e0a7b2f4e11","from_offset":10,"to_offset":90,"start":1700000000000,"end":1700000999999,"direction":"backward","limit":100,"cursor":"AQAAAAAAAAAqBzVk"}`},
+	{"history_bad_direction", `{"id":51,"op":"history","room":"chat","direction":"sideways"}`},
+	{"history_negative_start", `{"id":52,"op":"history","room":"chat","start":-1}`},
+	{"history_offset_string", `{"id":53,"op":"history","room":"chat","from_offset":"1"}`},
 }
 
 var serverFrameSeeds = []seed{
@@ -91,6 +95,8 @@ var serverFrameSeeds = []seed{
 	{"reply_recovered", `{"type":"reply","id":4,"room":"r","position":{"offset":9,"epoch":"e"},"recovered":true}`},
 	{"reply_resume", `{"type":"reply","id":5,"session_id":"s","resume_token":"t2","rooms":["a","b.c"]}`},
 	{"reply_empty_error", `{"type":"reply","id":3,"error":{}}`},
+	{"reply_history", `{"type":"reply","id":6,"room":"r","messages":[{"offset":1,"epoch":"e","event":"m","data":{"t":"hi"},"from":"u","ts":1700000000000},{"offset":2,"epoch":"e","ts":1}],"cursor":"AQAAAAAAAAAqBzVk"}`},
+	{"reply_history_bad", `{"type":"reply","id":7,"messages":[{"offset":-1,"data":}]}`},
 	{"message", `{"type":"message","room":"r","offset":9,"epoch":"e","event":"ev","data":{"a":[1, 2]},"from":"u","ts":1700000000000}`},
 	{"message_transient", `{"type":"message","room":"c","data":null,"transient":true}`},
 	{"message_big_numbers", `{"type":"message","offset":18446744073709551615,"ts":-9223372036854775808,"data":1e400}`},

@@ -33,7 +33,30 @@ type jsonCommand struct {
 	Cursor         string          `json:"cursor,omitempty"`
 	Limit          int             `json:"limit,omitempty"`
 	Token          string          `json:"token,omitempty"`
+	// history
+	Epoch      string `json:"epoch,omitempty"`
+	FromOffset uint64 `json:"from_offset,omitempty"`
+	ToOffset   uint64 `json:"to_offset,omitempty"`
+	Start      int64  `json:"start,omitempty"`
+	End        int64  `json:"end,omitempty"`
+	Direction  string `json:"direction,omitempty"`
 }
+
+// jsonHistoryMessage is one message of a history reply.
+type jsonHistoryMessage struct {
+	Offset    uint64          `json:"offset"`
+	Epoch     string          `json:"epoch"`
+	Event     string          `json:"event,omitempty"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	From      string          `json:"from,omitempty"`
+	Timestamp int64           `json:"ts"`
+}
+
+// History directions on the wire.
+const (
+	DirectionForward  = "forward"
+	DirectionBackward = "backward"
+)
 
 type jsonMember struct {
 	ClientID     string          `json:"client_id"`
@@ -78,14 +101,15 @@ type jsonServerFrame struct {
 	Limits       *jsonLimits `json:"limits,omitempty"`
 
 	// reply (SessionID and ResumeToken are shared with connected)
-	ID        uint64        `json:"id,omitempty"`
-	Error     *jsonError    `json:"error,omitempty"`
-	Position  *jsonPosition `json:"position,omitempty"`
-	Recovered bool          `json:"recovered,omitempty"`
-	Rooms     []string      `json:"rooms,omitempty"`
-	Members   []jsonMember  `json:"members,omitempty"`
-	Cursor    string        `json:"cursor,omitempty"`
-	Count     *jsonCount    `json:"count,omitempty"`
+	ID        uint64               `json:"id,omitempty"`
+	Error     *jsonError           `json:"error,omitempty"`
+	Position  *jsonPosition        `json:"position,omitempty"`
+	Recovered bool                 `json:"recovered,omitempty"`
+	Rooms     []string             `json:"rooms,omitempty"`
+	Members   []jsonMember         `json:"members,omitempty"`
+	Cursor    string               `json:"cursor,omitempty"`
+	Count     *jsonCount           `json:"count,omitempty"`
+	Messages  []jsonHistoryMessage `json:"messages,omitempty"`
 
 	// presence (Room, Offset, Epoch and Timestamp are shared with message)
 	Action PresenceAction `json:"action,omitempty"`
@@ -136,6 +160,10 @@ func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
 		return Command{}, &Error{Code: CodeUnknownOp, Message: fmt.Sprintf("unknown op %q", truncate(string(w.Op), 64)), ID: id}
 	case w.Limit < 0:
 		return Command{}, &Error{Code: CodeBadRequest, Message: "limit must not be negative", ID: id}
+	case w.Op == OpHistory && w.Direction != "" && w.Direction != DirectionForward && w.Direction != DirectionBackward:
+		return Command{}, &Error{Code: CodeBadRequest, Message: `direction must be "forward" or "backward"`, ID: id}
+	case w.Start < 0 || w.End < 0:
+		return Command{}, &Error{Code: CodeBadRequest, Message: "start and end must be unix milliseconds", ID: id}
 	}
 	c := Command{
 		ID:             id,
@@ -152,6 +180,10 @@ func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
 	}
 	if w.Since != nil {
 		c.Since = &Position{Offset: w.Since.Offset, Epoch: w.Since.Epoch}
+	}
+	if w.Op == OpHistory {
+		c.History = &HistoryQuery{Epoch: w.Epoch, FromOffset: w.FromOffset, ToOffset: w.ToOffset,
+			Start: w.Start, End: w.End, Backward: w.Direction == DirectionBackward}
 	}
 	if len(w.Data) > 0 {
 		if !utf8.Valid(w.Data) {
@@ -179,6 +211,12 @@ func (jsonCodec) AppendCommand(dst []byte, c *Command) ([]byte, error) {
 	}
 	if c.Since != nil {
 		w.Since = &jsonPosition{Offset: c.Since.Offset, Epoch: c.Since.Epoch}
+	}
+	if h := c.History; h != nil {
+		w.Epoch, w.FromOffset, w.ToOffset, w.Start, w.End = h.Epoch, h.FromOffset, h.ToOffset, h.Start, h.End
+		if h.Backward {
+			w.Direction = DirectionBackward
+		}
 	}
 	if len(c.Data) > 0 {
 		if !json.Valid(c.Data) || !utf8.Valid(c.Data) {
@@ -231,6 +269,16 @@ func (jsonCodec) AppendServerFrame(dst []byte, f *ServerFrame) ([]byte, error) {
 			}
 		}
 		w.Cursor = r.Cursor
+		if r.Messages != nil {
+			w.Messages = make([]jsonHistoryMessage, len(r.Messages))
+			for i := range r.Messages {
+				m := &r.Messages[i]
+				if len(m.Data) > 0 && (!utf8.Valid(m.Data) || !json.Valid(m.Data)) {
+					return dst, errors.New("protocol: history message data is not valid UTF-8 JSON")
+				}
+				w.Messages[i] = jsonHistoryMessage{Offset: m.Offset, Epoch: m.Epoch, Event: m.Event, Data: m.Data, From: m.From, Timestamp: m.Timestamp}
+			}
+		}
 		if r.Count != nil {
 			w.Count = &jsonCount{Clients: r.Count.Clients, Connections: r.Count.Connections}
 		}
@@ -301,7 +349,10 @@ func (jsonCodec) DecodeServerFrame(frame []byte) (ServerFrame, error) {
 		return ServerFrame{Connected: c}, nil
 	case typeReply:
 		r := &Reply{ID: w.ID, Room: w.Room, Error: jerr, Recovered: w.Recovered,
-			SessionID: w.SessionID, ResumeToken: w.ResumeToken, Rooms: w.Rooms}
+			SessionID: w.SessionID, ResumeToken: w.ResumeToken}
+		if len(w.Rooms) > 0 { // "rooms":[] is no rooms, as the encoder writes it
+			r.Rooms = w.Rooms
+		}
 		if w.Position != nil {
 			r.Position = &Position{Offset: w.Position.Offset, Epoch: w.Position.Epoch}
 		}
@@ -312,6 +363,20 @@ func (jsonCodec) DecodeServerFrame(frame []byte) (ServerFrame, error) {
 			}
 		}
 		r.Cursor = w.Cursor
+		if len(w.Messages) > 0 {
+			r.Messages = make([]Message, len(w.Messages))
+			for i, m := range w.Messages {
+				r.Messages[i] = Message{Room: w.Room, Offset: m.Offset, Epoch: m.Epoch, Event: m.Event, From: m.From, Timestamp: m.Timestamp}
+				if len(m.Data) > 0 {
+					var b bytes.Buffer
+					if json.Compact(&b, m.Data) == nil {
+						r.Messages[i].Data = b.Bytes()
+					} else {
+						r.Messages[i].Data = []byte(m.Data)
+					}
+				}
+			}
+		}
 		if w.Count != nil {
 			r.Count = &PresenceCount{Clients: w.Count.Clients, Connections: w.Count.Connections}
 		}

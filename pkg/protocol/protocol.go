@@ -49,6 +49,12 @@ const (
 	OpPresenceCount       Op = "presence.count"
 	OpPresenceSubscribe   Op = "presence.subscribe"
 	OpPresenceUnsubscribe Op = "presence.unsubscribe"
+
+	// OpHistory reads one page of a room's message history: archived
+	// messages merged with the room's recent ones, so a message already
+	// acknowledged to its publisher is included. Needs the history
+	// capability on the room.
+	OpHistory Op = "history"
 )
 
 // Ops lists every client operation, for decoders and documentation checks.
@@ -56,6 +62,7 @@ var Ops = []Op{
 	OpJoin, OpLeave, OpPublish, OpResume, OpRefresh,
 	OpPresenceEnter, OpPresenceUpdate, OpPresenceLeave, OpPresenceGet,
 	OpPresenceCount, OpPresenceSubscribe, OpPresenceUnsubscribe,
+	OpHistory,
 }
 
 // Known reports whether op is an operation of this protocol version.
@@ -99,6 +106,22 @@ type Command struct {
 	// size (0 means the server's default).
 	Cursor string
 	Limit  int
+	// History selects what a history op reads (set for every decoded
+	// history command); Cursor and Limit page it.
+	History *HistoryQuery
+}
+
+// HistoryQuery selects a range of a room's history. Zero fields are
+// unbounded.
+type HistoryQuery struct {
+	// Epoch limits the read to one epoch of the room.
+	Epoch string
+	// FromOffset and ToOffset bound offsets, inclusive.
+	FromOffset, ToOffset uint64
+	// Start and End bound timestamps (unix milliseconds), inclusive.
+	Start, End int64
+	// Backward reads newest first.
+	Backward bool
 }
 
 // Position is where a room's stream stands: its offset within an epoch.
@@ -156,6 +179,9 @@ type Reply struct {
 	Cursor  string
 	// Count answers presence.count.
 	Count *PresenceCount
+	// Messages answer history: one page, in the order asked for; Cursor
+	// fetches the next page ("" when this page is the last).
+	Messages []Message
 }
 
 // PresenceMember is one connection in a room's presence set.
