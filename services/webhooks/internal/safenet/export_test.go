@@ -1,0 +1,4 @@
+package safenet
+
+// NewClientForTest exposes newClient with a custom address rule.
+var NewClientForTest = newClient
