@@ -1,0 +1,44 @@
+export {
+  RoomcastClient,
+  Room,
+  RoomPresence,
+  type ClientOptions,
+  type ClientEvents,
+  type ConnectionState,
+  type StateChange,
+  type RoomRecovery,
+  type EpochChange,
+  type Message,
+  type PresenceEvent,
+  type PublishOptions,
+  type PresencePage,
+  type EventMap,
+  type WebSocketLike,
+  type WebSocketConstructor,
+} from "./client.js";
+export { CLOSE_CODES, lookupClose, closePolicy, type CloseInfo, type RetryPolicy } from "./closecodes.js";
+export { backoffDelay, type BackoffOptions } from "./backoff.js";
+export { classify, type Verdict } from "./dedupe.js";
+export { tokenExpiry, refreshDelay } from "./jwt.js";
+export {
+  encodeCommand,
+  decodeFrame,
+  FrameError,
+  SUBPROTOCOL_JSON,
+  TOKEN_SUBPROTOCOL_PREFIX,
+  type Json,
+  type Position,
+  type Limits,
+  type Command,
+  type Op,
+  type ServerFrame,
+  type ConnectedFrame,
+  type ReplyFrame,
+  type MessageFrame,
+  type PresenceFrame,
+  type ErrorFrame,
+  type PresenceMember,
+  type PresenceCount,
+  type PresenceAction,
+} from "./protocol.js";
+export { RoomcastError, ReplyError, CloseError, DisconnectedError, ClosedError, TimeoutError, TokenError } from "./errors.js";
