@@ -132,7 +132,7 @@ func TestRing(t *testing.T) {
 	if err := rdb.Publish(ctx, authapi.NotifyChannel(prefix), "changed").Err(); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 5*time.Second, "announced revocation applied", func() bool { return r.Revoked("k1") && sweeps.Load() > s0 })
+	testenv.WaitFor(t, 20*time.Second, "announced revocation applied", func() bool { return r.Revoked("k1") && sweeps.Load() > s0 })
 	if _, ok := r.Lookup("k1"); ok {
 		t.Fatal("revoked key still found")
 	}
@@ -143,7 +143,7 @@ func TestRing(t *testing.T) {
 	fa.mu.Unlock()
 	_ = rdb.Publish(ctx, authapi.NotifyChannel(prefix), "changed")
 	s1 := sweeps.Load()
-	testenv.WaitFor(t, 5*time.Second, "refresh attempted during the outage", func() bool { return sweeps.Load() > s1 })
+	testenv.WaitFor(t, 20*time.Second, "refresh attempted during the outage", func() bool { return sweeps.Load() > s1 })
 	if _, ok := r.Lookup("knew"); !ok {
 		t.Fatal("an outage dropped a key")
 	}
