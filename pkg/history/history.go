@@ -17,6 +17,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/roomcast/roomcast/pkg/envelope"
 	"github.com/roomcast/roomcast/pkg/protocol"
@@ -290,4 +291,21 @@ func (r *Reader) epochPage(ctx context.Context, q Query, epoch string, lo, hi ui
 		merged = merged[:n]
 	}
 	return merged, nil
+}
+
+// ProtocolError maps a Query's error to the protocol's (nil for nil): bad
+// queries and cursors are the caller's (bad_request); anything else means
+// the archive or Redis failed (unavailable).
+func ProtocolError(err error) *protocol.Error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrCursor):
+		return protocol.NewError(protocol.CodeBadRequest, "cursor is not one a previous page of this query returned")
+	case errors.Is(err, ErrQuery):
+		msg, _ := strings.CutPrefix(err.Error(), ErrQuery.Error()+": ")
+		return protocol.NewError(protocol.CodeBadRequest, msg)
+	default:
+		return protocol.NewError(protocol.CodeUnavailable, "history unavailable; retry")
+	}
 }

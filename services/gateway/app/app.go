@@ -109,6 +109,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		Metrics:  m,
 		Events:   emitter,
 		Presence: pstore,
+		History:  historyReader(cfg, rdb, rlog),
 		Limits: protocol.Limits{
 			MaxMessageBytes:  cfg.MaxMessageBytes,
 			MaxRoomNameBytes: cfg.MaxRoomNameBytes,
@@ -128,7 +129,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 
 	mux := http.NewServeMux()
 	srv.Mount(mux)
-	rest.New(cfg, keyring, verifier, h, log.With("component", "rest")).WithPresence(pstore).Mount(mux)
+	rest.New(cfg, keyring, verifier, h, log.With("component", "rest")).WithPresence(pstore).WithHistory(deps.History).Mount(mux)
 	observability.Mount(mux, reg,
 		observability.Check{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		observability.Check{Name: "amqp", Func: func(context.Context) error {

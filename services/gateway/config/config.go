@@ -112,6 +112,10 @@ type Config struct {
 	// beyond it (Redis slow or down) events are dropped and counted, and
 	// connections never wait.
 	EventBuffer int `env:"GATEWAY_EVENT_BUFFER" envDefault:"10000"`
+	// HistoryURL is the history service's read API (empty: no history
+	// reads; the history op answers unavailable and REST has no
+	// /v1/rooms/{room}/messages). Calls carry ServiceToken.
+	HistoryURL string `env:"GATEWAY_HISTORY_URL"`
 	// PresenceGrace is how long the members of a connection that dropped
 	// without a close stay present: a client that resumes its session
 	// within it causes no presence events. Keep it at ROOMCAST_SESSION_TTL

@@ -43,6 +43,7 @@ type Deps struct {
 	Events *events.Emitter
 	// Presence reads presence sets (presence.get, presence.count).
 	Presence *presence.Store
+	History  HistoryReader // nil: the history op answers unavailable
 	// Limits is what the connected frame announces.
 	Limits protocol.Limits
 }
@@ -352,6 +353,8 @@ func (c *Conn) handle(frame []byte) error {
 		c.presenceSubscribe(&cmd)
 	case protocol.OpPresenceUnsubscribe:
 		c.presenceUnsubscribe(&cmd)
+	case protocol.OpHistory:
+		c.history(&cmd)
 	}
 	return nil
 }

@@ -46,6 +46,7 @@ type API struct {
 	pub      Publisher
 	log      *slog.Logger
 	presence PresenceReader // nil: no presence endpoints
+	history  HistoryReader  // nil: no history endpoint
 }
 
 // New creates the API.
@@ -61,6 +62,7 @@ func (a *API) Mount(mux *http.ServeMux) {
 		mux.HandleFunc("GET /v1/rooms/{room}/presence", a.presenceGet)
 		mux.HandleFunc("GET /v1/rooms/{room}/presence/count", a.presenceCount)
 	}
+	a.mountHistory(mux)
 }
 
 // Message is one message to publish.
