@@ -41,6 +41,9 @@ type Common struct {
 	LogFormat string `env:"ROOMCAST_LOG_FORMAT" envDefault:"json"`
 }
 
+// Logging returns the log format and level (pkg/service.Config).
+func (c *Common) Logging() (format, level string) { return c.LogFormat, c.LogLevel }
+
 // Load fills cfg (a pointer to a struct with env tags) from the environment.
 func Load(cfg any) error {
 	if err := env.Parse(cfg); err != nil {

@@ -8,33 +8,18 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
-	"github.com/roomcast/roomcast/pkg/observability"
+	"github.com/roomcast/roomcast/pkg/service"
 	"github.com/roomcast/roomcast/services/auth/app"
 	"github.com/roomcast/roomcast/services/auth/config"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "auth:", err)
-		os.Exit(1)
-	}
-}
+// version is stamped in at build time (-ldflags "-X main.version=...").
+var version = "dev"
 
-func run() error {
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	log, err := observability.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	return app.Run(ctx, cfg, log, nil)
+func main() {
+	service.Main("auth", version, config.Load, func(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+		return app.Run(ctx, cfg, log, nil)
+	})
 }

@@ -59,6 +59,9 @@ type Config struct {
 	LogFormat string `env:"ROOMCAST_LOG_FORMAT" envDefault:"json"`
 }
 
+// Logging returns the log format and level (pkg/service.Config).
+func (c *Config) Logging() (format, level string) { return c.LogFormat, c.LogLevel }
+
 // Load reads the configuration from the environment and validates it.
 func Load() (*Config, error) {
 	var c Config
