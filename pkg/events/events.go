@@ -54,6 +54,7 @@ const (
 var Consumers = map[string][]string{
 	"presence": {TypePresenceEnter, TypePresenceUpdate, TypePresenceLeave, TypePresenceDetach},
 	"history":  {TypeMessagePublished},
+	"webhooks": {TypeConnectionOpened, TypeConnectionClosed, TypeRoomJoined, TypeRoomLeft, TypeMessagePublished, TypePresenceEvent},
 }
 
 // Batched maps a consumer to the task types it takes in batches: the
