@@ -64,6 +64,14 @@ func composeRoomcastService(t *testing.T, root string, s types.ServiceConfig) st
 func TestComposeBuilds(t *testing.T) {
 	p, root := loadCompose(t)
 	for _, s := range p.Services {
+		for _, v := range s.Volumes {
+			if v.Type != types.VolumeTypeBind {
+				continue
+			}
+			if _, err := os.Stat(v.Source); err != nil {
+				t.Errorf("compose service %s: mounts %s: %v", s.Name, v.Source, err)
+			}
+		}
 		if s.Build == nil {
 			if s.Image == "" {
 				t.Errorf("compose service %s: neither image nor build", s.Name)

@@ -283,6 +283,15 @@ func TestECSServices(t *testing.T) {
 		if dc := s.DeploymentConfiguration; dc == nil || deref(dc.MinimumHealthyPercent) < 100 {
 			t.Errorf("%s: deploymentConfiguration.minimumHealthyPercent below 100 would stop old tasks before new ones serve", where)
 		}
+		if sc := s.ServiceConnectConfiguration; sc != nil {
+			for _, scs := range sc.Services {
+				if !slices.ContainsFunc(td.ContainerDefinitions, func(c ecstypes.ContainerDefinition) bool {
+					return slices.ContainsFunc(c.PortMappings, func(pm ecstypes.PortMapping) bool { return deref(pm.Name) == deref(scs.PortName) })
+				}) {
+					t.Errorf("%s: Service Connect port %q is no named port mapping of %s", where, deref(scs.PortName), deref(td.Family))
+				}
+			}
+		}
 		for _, lb := range s.LoadBalancers {
 			var ctr *ecstypes.ContainerDefinition
 			for i, c := range td.ContainerDefinitions {

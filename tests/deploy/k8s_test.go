@@ -428,8 +428,14 @@ func (r *rendered) podsSelectedBy(sel labels.Selector) []corev1.PodSpec {
 	return out
 }
 
-// apiPaths are what the ingress must route to the gateways.
-var apiPaths = []string{"/v1/connect", "/v1/messages", "/v1/messages/batch"}
+// apiRoutes are the public paths and the Service the ingress must route
+// each to.
+var apiRoutes = map[string]string{
+	"/v1/connect":            "gateway",
+	"/v1/messages":           "gateway",
+	"/v1/messages/batch":     "gateway",
+	"/v1/webhooks/endpoints": "webhooks",
+}
 
 // checkIngress wants every backend to exist, the API paths routed to the
 // gateway, the health and metrics endpoints not exposed, and timeouts that
@@ -437,7 +443,8 @@ var apiPaths = []string{"/v1/connect", "/v1/messages", "/v1/messages/batch"}
 func (r *rendered) checkIngress(t *testing.T, ing *networkingv1.Ingress) {
 	t.Helper()
 	where := fmt.Sprintf("deploy/k8s/%s: Ingress %s", r.dir, ing.Name)
-	routed := map[string]string{}
+	routed := map[string]string{} // path → Service of the longest matching ingress path
+	longest := map[string]int{}
 	for _, rule := range ing.Spec.Rules {
 		if rule.HTTP == nil {
 			continue
@@ -462,19 +469,23 @@ func (r *rendered) checkIngress(t *testing.T, ing *networkingv1.Ingress) {
 			if !portOK {
 				t.Errorf("%s: path %s: Service %s has no port %+v", where, p.Path, b.Name, b.Port)
 			}
-			for _, want := range append(append([]string{}, apiPaths...), livenessPath, readinessPath, metricsPath) {
-				if pathMatches(p, want) {
-					routed[want] = b.Name
+			probe := []string{livenessPath, readinessPath, metricsPath, "/admin/v1/apps"}
+			for want := range apiRoutes {
+				probe = append(probe, want)
+			}
+			for _, want := range probe {
+				if pathMatches(p, want) && len(p.Path) >= longest[want] {
+					routed[want], longest[want] = b.Name, len(p.Path)
 				}
 			}
 		}
 	}
-	for _, p := range apiPaths {
-		if routed[p] != "gateway" {
-			t.Errorf("%s: %s is routed to %q, want the gateway Service", where, p, routed[p])
+	for p, svc := range apiRoutes {
+		if routed[p] != svc {
+			t.Errorf("%s: %s is routed to %q, want Service %s", where, p, routed[p], svc)
 		}
 	}
-	for _, p := range []string{livenessPath, readinessPath, metricsPath} {
+	for _, p := range []string{livenessPath, readinessPath, metricsPath, "/admin/v1/apps"} {
 		if routed[p] != "" {
 			t.Errorf("%s: exposes %s publicly", where, p)
 		}

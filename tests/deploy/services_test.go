@@ -19,7 +19,9 @@ import (
 	"github.com/roomcast/roomcast/pkg/observability"
 	auth "github.com/roomcast/roomcast/services/auth/config"
 	gateway "github.com/roomcast/roomcast/services/gateway/config"
+	history "github.com/roomcast/roomcast/services/history/config"
 	presence "github.com/roomcast/roomcast/services/presence/config"
+	webhooks "github.com/roomcast/roomcast/services/webhooks/config"
 )
 
 // roomcastService is a Roomcast program as the deploy files run it. The name
@@ -55,6 +57,9 @@ var services = map[string]roomcastService{
 		addrVar:       "GATEWAY_ADDR",
 		drainVar:      "GATEWAY_DRAIN_TIMEOUT",
 		servesTraffic: true,
+		sampleSecrets: map[string]string{
+			"ROOMCAST_SERVICE_TOKEN": "sample-service-token-0123456789",
+		},
 	},
 	"auth": {
 		config:        func() any { return &auth.Config{} },
@@ -72,14 +77,37 @@ var services = map[string]roomcastService{
 		addrVar:  "PRESENCE_ADDR",
 		drainVar: "PRESENCE_SHUTDOWN_TIMEOUT",
 	},
+	"history": {
+		config:        func() any { return &history.Config{} },
+		addrVar:       "HISTORY_ADDR",
+		drainVar:      "HISTORY_SHUTDOWN_TIMEOUT",
+		servesTraffic: true, // its internal read API, for gateways
+		sampleSecrets: map[string]string{
+			"ROOMCAST_SERVICE_TOKEN": "sample-service-token-0123456789",
+		},
+	},
+	"webhooks": {
+		config:        func() any { return &webhooks.Config{} },
+		addrVar:       "WEBHOOKS_ADDR",
+		drainVar:      "WEBHOOKS_SHUTDOWN_TIMEOUT",
+		servesTraffic: true, // its management API
+		sampleSecrets: map[string]string{
+			"WEBHOOKS_MASTER_KEY":    strings.Repeat("cd", 32),
+			"ROOMCAST_SERVICE_TOKEN": "sample-service-token-0123456789",
+		},
+	},
 }
 
 // sharedVars must have one value across every service that reads them
 // (docs/operations.md: presence events go into the gateways' room logs, on
-// the same Redis prefix and shards).
+// the same Redis prefix and shards). Only values a deploy file holds are
+// compared, not those from a secret store.
 var sharedVars = []string{
 	"ROOMCAST_REDIS_URL", "ROOMCAST_REDIS_PREFIX", "ROOMCAST_AMQP_URL", "ROOMCAST_SHARDS",
 	"ROOMCAST_STREAM_SIZE", "ROOMCAST_STREAM_TTL", "ROOMCAST_META_TTL", "ROOMCAST_IDEMPOTENCY_TTL", "ROOMCAST_STREAM_RULES",
+	// How API keys are verified, by gateways and webhooks alike, and the
+	// credential services present to auth and history.
+	"ROOMCAST_KEYS", "ROOMCAST_AUTH_URL", "ROOMCAST_SERVICE_TOKEN",
 }
 
 // The endpoints of pkg/observability, mounted by every service on addrVar.
