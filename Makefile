@@ -18,6 +18,7 @@ build:
 	$(GO) build -o bin/gateway ./services/gateway
 	$(GO) build -o bin/auth ./services/auth
 	$(GO) build -o bin/presence ./services/presence
+	$(GO) build -o bin/webhooks ./services/webhooks
 	$(GO) build -o bin/history ./services/history
 	$(GO) build -o bin/roomcast ./cmd/roomcast
 

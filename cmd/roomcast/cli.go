@@ -42,6 +42,7 @@ var commands = []command{
 	{name: "pub", summary: "publish one message to a room", run: runPub},
 	{name: "apps", summary: "create or list apps on the auth service", run: runApps},
 	{name: "keys", summary: "create, list, rotate or revoke API keys on the auth service", run: runKeys},
+	{name: "webhooks", summary: "create, list, delete webhook endpoints or replay their dead deliveries", run: runWebhooks},
 	{name: "bench", summary: "load-test gateways: connections, fan-out, latency, CPU per delivery", run: runBench},
 	{name: "version", summary: "print the version", run: runVersion},
 }

@@ -36,6 +36,7 @@ var (
 var Binaries = map[string]string{
 	"gateway":  "github.com/roomcast/roomcast/services/gateway",
 	"presence": "github.com/roomcast/roomcast/services/presence",
+	"webhooks": "github.com/roomcast/roomcast/services/webhooks",
 	"roomcast": "github.com/roomcast/roomcast/cmd/roomcast",
 }
 
