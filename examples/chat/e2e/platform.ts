@@ -4,7 +4,10 @@
 // afterwards — and every child process killed at the end.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
@@ -67,6 +70,7 @@ export class Platform {
   readonly procs: Proc[] = [];
   private databases: string[] = [];
   private servers: Server[] = [];
+  private dirs: string[] = [];
 
   static async create(): Promise<Platform> {
     const p = new Platform();
@@ -99,58 +103,54 @@ export class Platform {
     return p;
   }
 
-  /**
-   * Starts `roomcast run` (gateway + presence in one process) as node `node`
-   * and resolves with it and its WebSocket and HTTP URLs.
-   */
-  async roomcastRun(node: string, env: Record<string, string> = {}): Promise<{ proc: Proc; ws: string; http: string }> {
-    const proc = this.start(node, "roomcast", ["run"], {
-      ...this.baseEnv(),
-      ROOMCAST_KEYS: this.key,
-      ROOMCAST_NODE_ID: node,
-      GATEWAY_ADDR: "127.0.0.1:0",
-      GATEWAY_IP_RATE: "100000",
-      GATEWAY_IP_BURST: "100000",
-      ROOMCAST_DEV_KEY_FILE: `/tmp/roomcast-js-e2e-unused-${hex(4)}`,
-      ...env,
-    });
-    const ws = await waitFor(`${node}: roomcast run banner`, 20000, () => {
-      if (proc.exited) throw new Error(`roomcast run exited:\n${proc.logs.slice(-3000)}`);
-      return /WebSocket:\s+(\S+)/.exec(proc.logs)?.[1];
-    });
-    return { proc, ws, http: ws.replace(/^ws:/, "http:").replace(/\/v1\/connect$/, "") };
-  }
-
-  /** Starts the auth service on a fresh PostgreSQL database. */
-  async auth(): Promise<{ proc: Proc; url: string; adminToken: string; serviceToken: string }> {
+  /** Creates a PostgreSQL database that cleanup drops; returns its URL. */
+  async database(): Promise<string> {
     const db = `rctest_js_${hex(6)}`;
     await run("psql", [pgAdmin, "-q", "-c", `CREATE DATABASE ${db}`]);
     this.databases.push(db);
     const u = new URL(pgAdmin);
     u.pathname = "/" + db;
-    const adminToken = "admin-" + hex(16);
-    const serviceToken = "service-" + hex(16);
-    const proc = this.start("auth", "auth", [], {
+    return u.toString();
+  }
+
+  /**
+   * Starts `roomcast run` (auth + presence + gateway in one process) as node
+   * `node`, with its own auth database, and resolves with its URLs. With
+   * devKey the static key is left out and `roomcast run` creates the dev app
+   * and key in its auth service (so the key can be revoked there).
+   */
+  async roomcastRun(
+    node: string,
+    opts: { devKey?: boolean; env?: Record<string, string> } = {},
+  ): Promise<{ proc: Proc; ws: string; http: string; authURL: string; adminToken: string; devKey: string }> {
+    const dir = mkdtempSync(join(tmpdir(), "roomcast-js-e2e-"));
+    this.dirs.push(dir);
+    const proc = this.start(node, "roomcast", ["run"], {
       ...this.baseEnv(),
+      ROOMCAST_KEYS: opts.devKey ? "" : this.key,
+      ROOMCAST_NODE_ID: node,
+      ROOMCAST_DEV_KEY_FILE: join(dir, "dev-key"),
+      GATEWAY_ADDR: "127.0.0.1:0",
+      GATEWAY_IP_RATE: "100000",
+      GATEWAY_IP_BURST: "100000",
       AUTH_ADDR: "127.0.0.1:0",
-      AUTH_DATABASE_URL: u.toString(),
-      AUTH_ADMIN_TOKEN: adminToken,
-      AUTH_MASTER_KEY: hex(32),
-      ROOMCAST_SERVICE_TOKEN: serviceToken,
+      AUTH_DATABASE_URL: await this.database(),
+      ...opts.env,
     });
-    const addr = await waitFor("auth: listening", 20000, () => {
-      if (proc.exited) throw new Error(`auth exited:\n${proc.logs.slice(-3000)}`);
-      for (const line of proc.logs.split("\n")) {
-        try {
-          const rec = JSON.parse(line) as { msg?: string; addr?: string };
-          if (rec.msg === "listening" && rec.addr) return rec.addr;
-        } catch {
-          /* not JSON */
-        }
-      }
-      return undefined;
+    const banner = await waitFor(`${node}: roomcast run banner`, 30000, () => {
+      if (proc.exited) throw new Error(`roomcast run exited:\n${proc.logs.slice(-3000)}`);
+      const ws = /WebSocket:\s+(\S+)/.exec(proc.logs)?.[1];
+      return ws ? { ws } : undefined;
     });
-    return { proc, url: `http://${addr}`, adminToken, serviceToken };
+    const ws = banner.ws;
+    return {
+      proc,
+      ws,
+      http: ws.replace(/^ws:/, "http:").replace(/\/v1\/connect$/, ""),
+      authURL: /Auth:\s+(\S+)/.exec(proc.logs)?.[1] ?? "",
+      adminToken: /admin credential:\s+([^\s)]+)/.exec(proc.logs)?.[1] ?? "",
+      devKey: /Dev key:\s+(\S+)/.exec(proc.logs)?.[1] ?? "",
+    };
   }
 
   /** Runs the roomcast CLI; resolves with its stdout. */
@@ -223,6 +223,7 @@ export class Platform {
     const mine = queues.split("\n").filter((q) => q.startsWith(trimmed + ":"));
     if (mine.length) await run("redis-cli", [...rc, "srem", "asynq:queues", ...mine]);
     await run("rabbitmqctl", ["-q", "delete_vhost", this.vhost]).catch(() => {});
+    for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
     for (const db of this.databases) await run("psql", [pgAdmin, "-q", "-c", `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`]).catch(() => {});
   }
 

@@ -11,9 +11,9 @@ export default function setup(): () => void {
   execFileSync("npm", ["run", "--silent", "build"], { cwd: join(repo, "clients/js"), stdio: "inherit" });
   let tmp: string | undefined;
   const dir = process.env.ROOMCAST_BIN_DIR;
-  if (!dir || !existsSync(join(dir, "roomcast")) || !existsSync(join(dir, "auth"))) {
+  if (!dir || !existsSync(join(dir, "roomcast"))) {
     tmp = mkdtempSync(join(tmpdir(), "roomcast-js-e2e-"));
-    execFileSync("go", ["build", "-o", tmp + "/", "./cmd/roomcast", "./services/auth"], { cwd: repo, stdio: "inherit" });
+    execFileSync("go", ["build", "-o", tmp + "/", "./cmd/roomcast"], { cwd: repo, stdio: "inherit" });
     process.env.ROOMCAST_BIN_DIR = tmp;
   }
   return () => {
