@@ -237,7 +237,9 @@ func (in *Ingester) membership(ctx context.Context, join bool, p events.Membersh
 }
 
 // leaseKey is the gateway lease pkg/presence keeps (Store.Lease).
-func (in *Ingester) leaseKey(node string) string { return in.prefix + "presence:node:" + node + ":alive" }
+func (in *Ingester) leaseKey(node string) string {
+	return in.prefix + "presence:node:" + node + ":alive"
+}
 
 // Sweep ends the room memberships of gateways whose lease ran out, if no
 // other process swept within interval, recording room.vacated for the
