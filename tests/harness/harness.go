@@ -36,6 +36,7 @@ var (
 var Binaries = map[string]string{
 	"gateway":  "github.com/roomcast/roomcast/services/gateway",
 	"presence": "github.com/roomcast/roomcast/services/presence",
+	"history":  "github.com/roomcast/roomcast/services/history",
 	"webhooks": "github.com/roomcast/roomcast/services/webhooks",
 	"roomcast": "github.com/roomcast/roomcast/cmd/roomcast",
 }
