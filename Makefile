@@ -9,7 +9,7 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 PKGS        := $(shell $(GO) list -m -f '{{.Dir}}/...')
 SRC_DIRS    := pkg services cmd tests
 
-.PHONY: all build test test-unit test-chaos test-disruptive lint fmt run bench fuzz tools
+.PHONY: all build test test-unit test-js test-chaos test-disruptive lint fmt run bench fuzz tools
 
 all: lint build test
 
@@ -27,10 +27,18 @@ build:
 # with its own vhost / key prefix); then, alone, the chaos test (CPU-heavy:
 # kills gateways under 2,000 msg/s, no race detector) and the tests that
 # stop or restart a shared server.
-test: test-unit test-chaos test-disruptive
+test: test-unit test-js test-chaos test-disruptive
 
 test-unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# test-js: the TypeScript SDK (clients/js) — typecheck, build, vitest unit
+# tests — then the chat example's end-to-end tests: Playwright (playwright-core)
+# driving Debian's Chromium (/usr/bin/chromium, or CHROMIUM_PATH) against real
+# `roomcast run` processes built into bin/.
+test-js: build
+	cd clients/js && npm ci --no-audit --no-fund && npm run typecheck && npm run build && npm test
+	cd examples/chat && npm ci --no-audit --no-fund && ROOMCAST_BIN_DIR=$(CURDIR)/bin npm run test:e2e
 
 test-chaos:
 	$(GO) test -tags chaos -p 1 -count=1 -timeout 10m ./tests/chaos
