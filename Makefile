@@ -20,6 +20,7 @@ build:
 	$(GO) build -o bin/presence ./services/presence
 	$(GO) build -o bin/webhooks ./services/webhooks
 	$(GO) build -o bin/history ./services/history
+	$(GO) build -o bin/metrics ./services/metrics
 	$(GO) build -o bin/roomcast ./cmd/roomcast
 
 # test runs everything against the real Redis, RabbitMQ and PostgreSQL on

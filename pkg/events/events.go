@@ -55,6 +55,7 @@ var Consumers = map[string][]string{
 	"presence": {TypePresenceEnter, TypePresenceUpdate, TypePresenceLeave, TypePresenceDetach},
 	"history":  {TypeMessagePublished},
 	"webhooks": {TypeConnectionOpened, TypeConnectionClosed, TypeRoomJoined, TypeRoomLeft, TypeMessagePublished, TypePresenceEvent},
+	"metrics":  {TypeConnectionOpened, TypeConnectionClosed, TypeRoomJoined, TypeRoomLeft, TypeMessagePublished, TypePresenceEvent},
 }
 
 // Batched maps a consumer to the task types it takes in batches: the

@@ -1,0 +1,151 @@
+// Package app wires a metrics service process from its configuration:
+// PostgreSQL (migrated at start), Redis, the asynq server that counts the
+// events, the pruning of processed event ids, and the HTTP endpoints (the
+// usage API, health and metrics). The metrics binary and `roomcast run`
+// both start it through Run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/roomcast/roomcast/pkg/auth/apikeys"
+	"github.com/roomcast/roomcast/pkg/events"
+	"github.com/roomcast/roomcast/pkg/observability"
+	"github.com/roomcast/roomcast/services/metrics/config"
+	"github.com/roomcast/roomcast/services/metrics/internal/api"
+	"github.com/roomcast/roomcast/services/metrics/internal/migrations"
+	"github.com/roomcast/roomcast/services/metrics/internal/store"
+	"github.com/roomcast/roomcast/services/metrics/internal/worker"
+)
+
+// Run serves until ctx is cancelled, then stops taking tasks and lets the
+// ones in progress finish within cfg.ShutdownTimeout. onListen, if set, is
+// called with the HTTP address once the process is up.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen func(addr net.Addr)) error {
+	log = log.With("service", "metrics", "node", cfg.NodeID)
+	keys, err := cfg.ParseKeys()
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 && cfg.AuthURL == "" {
+		log.Warn("ROOMCAST_KEYS and ROOMCAST_AUTH_URL are empty: the usage API will refuse every API key")
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		// The URL may hold a password: never quote it.
+		return errors.New("METRICS_DATABASE_URL: not a valid PostgreSQL URL")
+	}
+	pcfg.MaxConns = max(pcfg.MaxConns, int32(min(cfg.Concurrency, 1000))+4) //nolint:gosec // bounded
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+	mctx, mcancel := context.WithTimeout(ctx, time.Minute)
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	version, err := migrations.Up(mctx, sqlDB, log.With("component", "migrations"))
+	mcancel()
+	_ = sqlDB.Close()
+	if err != nil {
+		return err
+	}
+	log.Info("database ready", "schema_version", version)
+	st := store.New(pool)
+
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return errors.New("ROOMCAST_REDIS_URL: not a valid Redis URL")
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	reg := observability.NewRegistry()
+	rdb.AddHook(observability.RedisErrors(reg))
+
+	w := worker.New(st, log.With("component", "worker"))
+	queue := events.Queue(cfg.RedisPrefix, "metrics")
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:       cfg.Concurrency,
+		Queues:            map[string]int{queue: 1},
+		TaskCheckInterval: cfg.PollInterval,
+		ShutdownTimeout:   cfg.ShutdownTimeout,
+		RetryDelayFunc:    retryDelay,
+		Logger:            asynqLogger{log.With("component", "asynq")},
+		LogLevel:          asynq.WarnLevel,
+	})
+	mux := asynq.NewServeMux()
+	mux.Use(observability.TaskOutcomes(reg, "metrics"))
+	w.Register(mux)
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("asynq: %w", err)
+	}
+	registerMetrics(reg, w)
+	observability.QueueDepths(reg, rdb, map[string]string{"metrics": queue})
+
+	ring := apikeys.New(keys, cfg.AuthURL, cfg.ServiceToken, log.With("component", "keys"))
+	hmux := http.NewServeMux()
+	api.New(st, ring, cfg.MaxBuckets, log.With("component", "api")).Mount(hmux)
+	observability.Mount(hmux, reg,
+		observability.Check{Name: "postgres", Func: st.Ping},
+		observability.RedisCheck(rdb),
+	)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		srv.Shutdown()
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	httpSrv := &http.Server{Handler: hmux, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	bgCtx, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	go ring.Run(bgCtx, cfg.KeysRefresh)
+	go worker.Prune(bgCtx, st, cfg.DedupeWindow, 10*time.Minute, log.With("component", "prune"))
+
+	log.Info("listening", "addr", ln.Addr().String(), "queue", queue)
+	if onListen != nil {
+		onListen(ln.Addr())
+	}
+	select {
+	case err := <-serveErr:
+		srv.Shutdown()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("stopping", "timeout", cfg.ShutdownTimeout.String())
+	stopBg()
+	srv.Shutdown() // waits up to ShutdownTimeout for tasks in progress
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = httpSrv.Shutdown(sctx)
+	log.Info("stopped")
+	return nil
+}
+
+// retryDelay retries fast at first: an event that failed on a database
+// blip should be counted soon after it is back.
+func retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
+	d := time.Duration(float64(200*time.Millisecond) * math.Pow(2, float64(n)))
+	return min(d, time.Minute)
+}
+
+// asynqLogger routes asynq's logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
