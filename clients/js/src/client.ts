@@ -19,6 +19,7 @@ import {
   type PresenceMember,
   type ReplyFrame,
   type ServerFrame,
+  type HistoryMessage,
 } from "./protocol.js";
 
 /** The part of the WebSocket API the client uses (the browser's, or Node's). */
@@ -136,6 +137,29 @@ export interface PublishOptions {
   idempotencyKey?: string;
   /** Overrides requestTimeout for this call. */
   timeout?: number;
+}
+
+/** A history query (docs/protocol.md "History"); bounds are inclusive. */
+export interface HistoryQuery {
+  /** "forward" (default: oldest first) or "backward" (newest first). */
+  direction?: "forward" | "backward";
+  /** Only this epoch. */
+  epoch?: string;
+  fromOffset?: number;
+  toOffset?: number;
+  /** Publishing gateway's timestamps, Unix ms. */
+  start?: number;
+  end?: number;
+  /** Page size, 1–1000 (server default 100). */
+  limit?: number;
+  /** From the previous page, with the same query. */
+  cursor?: string;
+}
+
+export interface HistoryPage<D = unknown> {
+  messages: HistoryMessage<D>[];
+  /** Absent on the last page. */
+  cursor?: string;
 }
 
 export interface PresencePage<D = unknown> {
@@ -924,6 +948,26 @@ export class RoomcastClient extends Emitter<ClientEvents> {
     return r.count ?? { clients: 0, connections: 0 };
   }
 
+  /** @internal */
+  async history(room: string, q: HistoryQuery = {}): Promise<HistoryPage> {
+    const r = await this.do(
+      {
+        op: "history",
+        room,
+        direction: q.direction,
+        epoch: q.epoch,
+        from_offset: q.fromOffset,
+        to_offset: q.toOffset,
+        start: q.start,
+        end: q.end,
+        limit: q.limit,
+        cursor: q.cursor,
+      },
+      { retry: true },
+    );
+    return { messages: r.messages ?? [], ...(r.cursor ? { cursor: r.cursor } : {}) };
+  }
+
   /** @internal — for tests: the last delivered position of a followed room. */
   position(room: string, presence = false): Position | null {
     return this.follows.get(followKey(room, presence))?.pos ?? null;
@@ -971,6 +1015,25 @@ export class Room<E extends EventMap = EventMap, P = unknown> {
    */
   publish<K extends keyof E & string>(event: K, data: E[K], opts?: PublishOptions): Promise<Position | null> {
     return this.client.publish(this.name, event, data, opts);
+  }
+
+  /**
+   * One page of the room's past messages (needs the history capability, not
+   * membership). Pass the reply's cursor with the same query for the next
+   * page; pages never overlap or skip.
+   */
+  history(query?: HistoryQuery): Promise<HistoryPage<E[keyof E]>> {
+    return this.client.history(this.name, query) as Promise<HistoryPage<E[keyof E]>>;
+  }
+
+  /** Every message the query matches, page by page (mind the size of the room). */
+  async *historyPages(query: Omit<HistoryQuery, "cursor"> = {}): AsyncGenerator<HistoryMessage<E[keyof E]>[]> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.history({ ...query, cursor });
+      yield page.messages;
+      cursor = page.cursor;
+    } while (cursor);
   }
 
   /** Handler for one event name ("*": every message of the room). Returns an unsubscribe function. */

@@ -12,6 +12,8 @@ export {
   type PresenceEvent,
   type PublishOptions,
   type PresencePage,
+  type HistoryQuery,
+  type HistoryPage,
   type EventMap,
   type WebSocketLike,
   type WebSocketConstructor,
@@ -40,5 +42,6 @@ export {
   type PresenceMember,
   type PresenceCount,
   type PresenceAction,
+  type HistoryMessage,
 } from "./protocol.js";
 export { RoomcastError, ReplyError, CloseError, DisconnectedError, ClosedError, TimeoutError, TokenError } from "./errors.js";

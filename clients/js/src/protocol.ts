@@ -67,6 +67,7 @@ export interface ReplyFrame {
   members?: PresenceMember[];
   cursor?: string;
   count?: PresenceCount;
+  messages?: HistoryMessage[];
   [field: string]: unknown;
 }
 
@@ -110,6 +111,7 @@ export type Op =
   | "publish"
   | "resume"
   | "refresh"
+  | "history"
   | "presence.enter"
   | "presence.update"
   | "presence.leave"
@@ -132,6 +134,23 @@ export interface Command {
   cursor?: string;
   limit?: number;
   token?: string;
+  // history
+  direction?: "forward" | "backward";
+  epoch?: string;
+  from_offset?: number;
+  to_offset?: number;
+  start?: number;
+  end?: number;
+}
+
+/** One message of a history page. */
+export interface HistoryMessage<D = unknown> {
+  offset: number;
+  epoch: string;
+  event?: string;
+  data: D;
+  from: string;
+  ts: number;
 }
 
 /** Largest request id a JavaScript number represents exactly. */

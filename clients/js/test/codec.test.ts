@@ -87,3 +87,18 @@ describe("tokens", () => {
     expect(isHTTPToken("")).toBe(false);
   });
 });
+
+describe("history", () => {
+  it("encodes the documented query and decodes its reply", () => {
+    expect(encodeCommand({ id: 8, op: "history", room: "chat.lobby", direction: "backward", limit: 2 })).toBe(
+      '{"id":8,"op":"history","room":"chat.lobby","direction":"backward","limit":2}',
+    );
+    expect(encodeCommand({ id: 9, op: "history", room: "r", epoch: "e", from_offset: 3, to_offset: 9, start: 1, end: 2, cursor: "AQ" })).toBe(
+      '{"id":9,"op":"history","room":"r","epoch":"e","from_offset":3,"to_offset":9,"start":1,"end":2,"cursor":"AQ"}',
+    );
+    const r = decodeFrame(
+      '{"type":"reply","id":8,"room":"chat.lobby","messages":[{"offset":42,"epoch":"5d1c","event":"msg","data":{"text":"hi"},"from":"alice","ts":1763900000000}],"cursor":"AQ"}',
+    );
+    expect(r).toMatchObject({ messages: [{ offset: 42, data: { text: "hi" } }], cursor: "AQ" });
+  });
+});
