@@ -1,6 +1,7 @@
-// Package seal protects secrets at rest: AES-256-GCM encryption under the
-// master key for what the service must read back (API key secrets, which
-// gateways need to verify HS256 tokens; Ed25519 private keys), and SHA-256
+// Package seal protects secrets at rest: AES-256-GCM encryption under a
+// master key for what a service must read back (the auth service's API key
+// secrets, which gateways need to verify HS256 tokens, and Ed25519 private
+// keys; the webhooks service's endpoint signing secrets), and SHA-256
 // for what it only compares (an API key's secret when the key
 // authenticates). Key secrets are 256 random bits, so a fast hash is as good
 // as a password KDF here.

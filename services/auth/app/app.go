@@ -18,10 +18,10 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/observability"
+	"github.com/roomcast/roomcast/pkg/seal"
 	"github.com/roomcast/roomcast/services/auth/config"
 	"github.com/roomcast/roomcast/services/auth/internal/api"
 	"github.com/roomcast/roomcast/services/auth/internal/migrations"
-	"github.com/roomcast/roomcast/services/auth/internal/seal"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
 )
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/events"
 	"github.com/roomcast/roomcast/pkg/observability"
+	"github.com/roomcast/roomcast/pkg/seal"
 	"github.com/roomcast/roomcast/services/webhooks/config"
 	"github.com/roomcast/roomcast/services/webhooks/internal/api"
 	"github.com/roomcast/roomcast/services/webhooks/internal/deliver"
@@ -30,7 +31,6 @@ import (
 	"github.com/roomcast/roomcast/services/webhooks/internal/keys"
 	"github.com/roomcast/roomcast/services/webhooks/internal/migrations"
 	"github.com/roomcast/roomcast/services/webhooks/internal/safenet"
-	"github.com/roomcast/roomcast/services/webhooks/internal/seal"
 	"github.com/roomcast/roomcast/services/webhooks/internal/store"
 )
 

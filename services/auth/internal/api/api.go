@@ -19,7 +19,7 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/protocol"
-	"github.com/roomcast/roomcast/services/auth/internal/seal"
+	"github.com/roomcast/roomcast/pkg/seal"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
 )
 

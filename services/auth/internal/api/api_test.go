@@ -20,9 +20,9 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/seal"
 	"github.com/roomcast/roomcast/services/auth/authtest"
 	"github.com/roomcast/roomcast/services/auth/internal/migrations"
-	"github.com/roomcast/roomcast/services/auth/internal/seal"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
 )
 

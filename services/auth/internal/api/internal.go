@@ -5,7 +5,7 @@ import (
 	"strconv"
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
-	"github.com/roomcast/roomcast/services/auth/internal/seal"
+	"github.com/roomcast/roomcast/pkg/seal"
 )
 
 // service guards h with the service credential (constant-time comparison).

@@ -72,7 +72,7 @@ func TestUpDownUp(t *testing.T) {
 		}
 	}
 	got := tables(t, url)
-	for _, want := range []string{"apps", "api_keys", "signing_keys", "goose_db_version"} {
+	for _, want := range []string{"apps", "api_keys", "signing_keys", "auth_schema_version"} {
 		if !got[want] {
 			t.Errorf("after Up, table %s is missing (have %v)", want, got)
 		}
@@ -86,7 +86,7 @@ func TestUpDownUp(t *testing.T) {
 	if err := migrations.Down(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	if got := tables(t, url); len(got) != 1 || !got["goose_db_version"] {
+	if got := tables(t, url); len(got) != 1 || !got["auth_schema_version"] {
 		t.Fatalf("after Down, tables %v remain", got)
 	}
 	if v, err := migrations.Up(ctx, db, nil); err != nil || v != latest {

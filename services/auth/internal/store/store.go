@@ -19,7 +19,7 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/auth/token"
-	"github.com/roomcast/roomcast/services/auth/internal/seal"
+	"github.com/roomcast/roomcast/pkg/seal"
 )
 
 // Errors the API maps to its codes.

@@ -13,9 +13,9 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/seal"
 	"github.com/roomcast/roomcast/services/auth/authtest"
 	"github.com/roomcast/roomcast/services/auth/internal/migrations"
-	"github.com/roomcast/roomcast/services/auth/internal/seal"
 )
 
 // newStore migrates a fresh database and returns a Store over it.

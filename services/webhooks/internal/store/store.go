@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/roomcast/roomcast/pkg/seal"
 	"github.com/roomcast/roomcast/pkg/webhooks"
-	"github.com/roomcast/roomcast/services/webhooks/internal/seal"
 )
 
 // ErrNotFound reports an endpoint or delivery that does not exist (in
