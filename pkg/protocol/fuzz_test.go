@@ -200,7 +200,7 @@ func FuzzDecodeServerFrame(f *testing.F) {
 			return
 		}
 		set := 0
-		for _, p := range []bool{sf.Connected != nil, sf.Reply != nil, sf.Message != nil, sf.Presence != nil, sf.Error != nil} {
+		for _, p := range []bool{sf.Connected != nil, sf.Reply != nil, sf.Message != nil, sf.Presence != nil, sf.Metrics != nil, sf.Error != nil} {
 			if p {
 				set++
 			}

@@ -40,6 +40,8 @@ type jsonCommand struct {
 	Start      int64  `json:"start,omitempty"`
 	End        int64  `json:"end,omitempty"`
 	Direction  string `json:"direction,omitempty"`
+	// metrics.subscribe
+	IntervalMS int `json:"interval_ms,omitempty"`
 }
 
 // jsonHistoryMessage is one message of a history reply.
@@ -68,6 +70,13 @@ type jsonMember struct {
 type jsonCount struct {
 	Clients     int `json:"clients"`
 	Connections int `json:"connections"`
+}
+
+type jsonRoomMetrics struct {
+	Members     int     `json:"members"`
+	Clients     int     `json:"clients"`
+	Connections int     `json:"connections"`
+	MessageRate float64 `json:"message_rate"`
 }
 
 type jsonError struct {
@@ -115,6 +124,9 @@ type jsonServerFrame struct {
 	Action PresenceAction `json:"action,omitempty"`
 	Member *jsonMember    `json:"member,omitempty"`
 
+	// metrics (Room and Timestamp are shared with message)
+	Metrics *jsonRoomMetrics `json:"metrics,omitempty"`
+
 	// message (Room is shared with reply)
 	Room      string          `json:"room,omitempty"`
 	Offset    uint64          `json:"offset,omitempty"`
@@ -131,6 +143,7 @@ const (
 	typeReply     = "reply"
 	typeMessage   = "message"
 	typePresence  = "presence"
+	typeMetrics   = "metrics"
 	typeError     = "error"
 )
 
@@ -164,6 +177,8 @@ func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
 		return Command{}, &Error{Code: CodeBadRequest, Message: `direction must be "forward" or "backward"`, ID: id}
 	case w.Start < 0 || w.End < 0:
 		return Command{}, &Error{Code: CodeBadRequest, Message: "start and end must be unix milliseconds", ID: id}
+	case w.IntervalMS != 0 && (w.IntervalMS < MetricsIntervalMinMS || w.IntervalMS > MetricsIntervalMaxMS):
+		return Command{}, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("interval_ms must be from %d to %d", MetricsIntervalMinMS, MetricsIntervalMaxMS), ID: id}
 	}
 	c := Command{
 		ID:             id,
@@ -177,6 +192,7 @@ func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
 		Cursor:         w.Cursor,
 		Limit:          w.Limit,
 		Token:          w.Token,
+		IntervalMS:     w.IntervalMS,
 	}
 	if w.Since != nil {
 		c.Since = &Position{Offset: w.Since.Offset, Epoch: w.Since.Epoch}
@@ -208,6 +224,7 @@ func (jsonCodec) AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		Cursor:         c.Cursor,
 		Limit:          c.Limit,
 		Token:          c.Token,
+		IntervalMS:     c.IntervalMS,
 	}
 	if c.Since != nil {
 		w.Since = &jsonPosition{Offset: c.Since.Offset, Epoch: c.Since.Epoch}
@@ -290,6 +307,10 @@ func (jsonCodec) AppendServerFrame(dst []byte, f *ServerFrame) ([]byte, error) {
 		}
 		w = jsonServerFrame{Type: typePresence, Room: p.Room, Action: p.Action, Member: jm,
 			Offset: p.Offset, Epoch: p.Epoch, Timestamp: p.Timestamp}
+	case f.Metrics != nil:
+		m := f.Metrics
+		w = jsonServerFrame{Type: typeMetrics, Room: m.Room, Timestamp: m.Timestamp,
+			Metrics: &jsonRoomMetrics{Members: m.Members, Clients: m.Clients, Connections: m.Connections, MessageRate: m.MessageRate}}
 	case f.Message != nil:
 		m := f.Message
 		w = jsonServerFrame{
@@ -387,6 +408,12 @@ func (jsonCodec) DecodeServerFrame(frame []byte) (ServerFrame, error) {
 			p.Member = memberFromJSON(w.Member)
 		}
 		return ServerFrame{Presence: p}, nil
+	case typeMetrics:
+		m := &RoomMetrics{Room: w.Room, Timestamp: w.Timestamp}
+		if w.Metrics != nil {
+			m.Members, m.Clients, m.Connections, m.MessageRate = w.Metrics.Members, w.Metrics.Clients, w.Metrics.Connections, w.Metrics.MessageRate
+		}
+		return ServerFrame{Metrics: m}, nil
 	case typeMessage:
 		m := &Message{
 			Room:      w.Room,

@@ -55,6 +55,20 @@ const (
 	// acknowledged to its publisher is included. Needs the history
 	// capability on the room.
 	OpHistory Op = "history"
+
+	// OpMetricsSubscribe starts pushing a room's live metrics (members,
+	// connections, message rate) to the connection as metrics frames,
+	// every IntervalMS; OpMetricsUnsubscribe stops it. Needs the metrics
+	// capability on the room (not membership).
+	OpMetricsSubscribe   Op = "metrics.subscribe"
+	OpMetricsUnsubscribe Op = "metrics.unsubscribe"
+)
+
+// Live metrics intervals (metrics.subscribe's interval_ms).
+const (
+	MetricsIntervalMinMS     = 1000
+	MetricsIntervalMaxMS     = 60000
+	MetricsIntervalDefaultMS = 5000
 )
 
 // Ops lists every client operation, for decoders and documentation checks.
@@ -63,6 +77,7 @@ var Ops = []Op{
 	OpPresenceEnter, OpPresenceUpdate, OpPresenceLeave, OpPresenceGet,
 	OpPresenceCount, OpPresenceSubscribe, OpPresenceUnsubscribe,
 	OpHistory,
+	OpMetricsSubscribe, OpMetricsUnsubscribe,
 }
 
 // Known reports whether op is an operation of this protocol version.
@@ -109,6 +124,9 @@ type Command struct {
 	// History selects what a history op reads (set for every decoded
 	// history command); Cursor and Limit page it.
 	History *HistoryQuery
+	// IntervalMS is how often metrics.subscribe pushes (0: the default;
+	// MetricsIntervalMinMS to MetricsIntervalMaxMS).
+	IntervalMS int
 }
 
 // HistoryQuery selects a range of a room's history. Zero fields are
@@ -226,6 +244,20 @@ type PresenceEvent struct {
 	Timestamp int64 // unix milliseconds when the change was applied
 }
 
+// RoomMetrics is one push of a room's live metrics, cluster-wide.
+type RoomMetrics struct {
+	Room string
+	// Members and Clients count the room's presence set (connections
+	// present, distinct clients).
+	Members, Clients int
+	// Connections counts the connections joined to the room.
+	Connections int
+	// MessageRate is messages per second delivered in the room, over the
+	// last report interval of the gateways (about a second).
+	MessageRate float64
+	Timestamp   int64 // unix milliseconds when the numbers were read
+}
+
 // Message is a room message delivered to a member.
 type Message struct {
 	Room      string
@@ -244,6 +276,7 @@ type ServerFrame struct {
 	Reply     *Reply
 	Message   *Message
 	Presence  *PresenceEvent
+	Metrics   *RoomMetrics
 	// Error is a problem not tied to one request (e.g. a frame that could
 	// not be parsed far enough to find its id).
 	Error *Error

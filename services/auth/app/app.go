@@ -82,6 +82,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	}
 
 	reg := observability.NewRegistry()
+	rdb.AddHook(observability.RedisErrors(reg))
 	mux := http.NewServeMux()
 	api.New(api.Config{
 		Store:        st,

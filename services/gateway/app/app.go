@@ -87,19 +87,22 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	}
 	emitter := events.NewEmitter(rdb, events.EmitterConfig{Prefix: cfg.RedisPrefix, Consumers: consumers, Buffer: cfg.EventBuffer}, log.With("component", "events"))
 	registerEventStats(reg, emitter)
+	observe(reg, rdb, cfg.RedisPrefix, consumers)
 	var published func(*envelope.Envelope)
 	if emitter.Wants(events.TypeMessagePublished) {
 		published = func(e *envelope.Envelope) {
 			emitter.Emit(events.TypeMessagePublished, events.PublishedFrom(e.App, e.Room, e.Offset, e.Epoch, e.Event, e.From, e.Transient, e.Data, e.Timestamp))
 		}
 	}
-	h = hub.New(hub.Config{Shards: cfg.Shards, GapWait: cfg.GapWait, Frame: wsframe.Encode, View: presence.Frame, Published: published},
+	published = countPublished(m, published)
+	h = hub.New(hub.Config{Shards: cfg.Shards, GapWait: cfg.GapWait, Frame: wsframe.Encode, View: presence.Frame, Published: published, FannedOut: fannedOut(m)},
 		log.With("component", "hub"), bus, rlog)
 	registerStats(reg, h, bus)
 	pstore := presence.New(rdb, rlog, presence.Config{Prefix: cfg.RedisPrefix, NodeTTL: cfg.PresenceNodeTTL})
 	// Callbacks run on the broker's connection goroutine: resync elsewhere.
 	bus.OnReconnect(func() { go h.Resync() })
 
+	lv := newLive(rdb, cfg, h, pstore, log)
 	deps := &conn.Deps{
 		Config:   cfg,
 		Hub:      h,
@@ -110,6 +113,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		Events:   emitter,
 		Presence: pstore,
 		History:  historyReader(cfg, rdb, rlog),
+		Live:     lv,
 		Limits: protocol.Limits{
 			MaxMessageBytes:  cfg.MaxMessageBytes,
 			MaxRoomNameBytes: cfg.MaxRoomNameBytes,
@@ -123,6 +127,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	go keyring.Run(ctx, func() { srv.CloseRevoked(keyring.Revoked) })
 	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLease()
+	go lv.Run(leaseCtx)
 	if cfg.Presence() {
 		go srv.RunPresenceLease(leaseCtx, pstore, cfg.NodeID, cfg.PresenceNodeTTL)
 	}

@@ -51,7 +51,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	}
 	defer bus.Close()
 
-	w := worker.New(store, bus, cfg.Shards, cfg.PublishTimeout, log.With("component", "worker"))
+	reg := observability.NewRegistry()
+	rdb.AddHook(observability.RedisErrors(reg))
+	membersKey := cfg.RedisPrefix + "presence:stats:members"
+	w := worker.New(countingStore{Store: store, rdb: rdb, key: membersKey}, bus, cfg.Shards, cfg.PublishTimeout, log.With("component", "worker"))
 	if consumers, _ := cfg.Consumers(); len(consumers) > 0 {
 		em := events.NewEmitter(rdb, events.EmitterConfig{Prefix: cfg.RedisPrefix, Consumers: consumers}, log.With("component", "events"))
 		defer func() {
@@ -73,13 +76,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		LogLevel:                 asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
+	mux.Use(observability.TaskOutcomes(reg, "presence"))
 	w.Register(mux)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("asynq: %w", err)
 	}
 
-	reg := observability.NewRegistry()
 	registerMetrics(reg, w, rdb, queue)
+	registerMembers(reg, rdb, membersKey)
+	observability.QueueDepths(reg, rdb, map[string]string{"presence": queue})
 	hmux := http.NewServeMux()
 	observability.Mount(hmux, reg,
 		observability.Check{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},

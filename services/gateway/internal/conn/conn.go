@@ -44,6 +44,9 @@ type Deps struct {
 	// Presence reads presence sets (presence.get, presence.count).
 	Presence *presence.Store
 	History  HistoryReader // nil: the history op answers unavailable
+	// Live pushes live room metrics (nil: metrics.subscribe answers
+	// unavailable).
+	Live LiveMetrics
 	// Limits is what the connected frame announces.
 	Limits protocol.Limits
 }
@@ -81,6 +84,9 @@ type Conn struct {
 
 	presenceMu sync.Mutex
 	pres       presenceState
+
+	liveMu   sync.Mutex
+	liveSubs map[string]func() // room → cancel of its live metrics subscription
 }
 
 // New wraps an upgraded connection. buffered holds bytes the HTTP server
@@ -147,6 +153,7 @@ func (c *Conn) cleanup() {
 	}
 	c.expiryMu.Unlock()
 	c.dropPresence()
+	c.stopLiveMetrics()
 	for room := range c.rooms {
 		c.d.Hub.Leave(c.claims.App, room, c)
 		c.emitMembership(events.TypeRoomLeft, room)
@@ -302,6 +309,7 @@ func (c *Conn) control(h ws.Header, r io.Reader) error {
 
 // handle processes one command frame. A non-nil error ends the read loop.
 func (c *Conn) handle(frame []byte) error {
+	c.d.Metrics.FrameBytes.Add(float64(len(frame)))
 	cmd, err := c.codec.DecodeCommand(frame)
 	if err != nil {
 		var perr *protocol.Error
@@ -355,6 +363,8 @@ func (c *Conn) handle(frame []byte) error {
 		c.presenceUnsubscribe(&cmd)
 	case protocol.OpHistory:
 		c.history(&cmd)
+	case protocol.OpMetricsSubscribe, protocol.OpMetricsUnsubscribe:
+		c.liveMetrics(&cmd)
 	}
 	return nil
 }
@@ -389,6 +399,7 @@ func (c *Conn) join(cmd *protocol.Command) {
 		return
 	}
 	if c.joinHub(cmd, cmd.Room) {
+		c.d.Metrics.Joins.Inc()
 		c.recordRoom(cmd.Room, true)
 		c.emitMembership(events.TypeRoomJoined, cmd.Room)
 	}

@@ -66,6 +66,10 @@ func (c *Conn) flush() {
 		c.mu.Unlock()
 
 		frames := len(batch)
+		var n int
+		for _, b := range batch {
+			n += len(b)
+		}
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.d.Config.WriteTimeout))
 		// WriteTo is one writev for the whole batch; it consumes batch.
 		if _, err := batch.WriteTo(c.nc); err != nil {
@@ -80,6 +84,7 @@ func (c *Conn) flush() {
 		}
 		c.d.Metrics.FramesOut.Add(float64(frames))
 		c.d.Metrics.Writes.Inc()
+		c.d.Metrics.BytesOut.Add(float64(n))
 	}
 }
 

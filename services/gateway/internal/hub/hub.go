@@ -81,6 +81,10 @@ type Config struct {
 	// the gateway turns it into a message.published event. It must not
 	// block.
 	Published func(*envelope.Envelope)
+	// FannedOut, if set, is told of every message the node fanned out to
+	// its local members (metrics: delivery latency). It runs on the room's
+	// worker and must not block.
+	FannedOut func(env *envelope.Envelope, deliveries int)
 }
 
 // Stats are counters for metrics.
@@ -133,6 +137,8 @@ type room struct {
 	pending map[uint64]*envelope.Envelope
 	armed   bool // a gap check is scheduled
 	removed bool
+
+	fanned atomic.Uint64 // messages fanned out (live room metrics)
 }
 
 // New creates a hub and starts its workers. Stop them with Close.

@@ -319,6 +319,10 @@ func (w *worker) fanout(r *room, env *envelope.Envelope) {
 	}
 	w.h.stats.messages.Add(1)
 	w.h.stats.deliveries.Add(uint64(n))
+	r.fanned.Add(1)
+	if w.h.cfg.FannedOut != nil {
+		w.h.cfg.FannedOut(env, n)
+	}
 }
 
 func (w *worker) send(m Member, env *envelope.Envelope) {

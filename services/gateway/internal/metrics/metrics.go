@@ -17,6 +17,21 @@ type Gateway struct {
 	SlowConsumers     prometheus.Counter
 	RateLimited       prometheus.Counter
 	PublishLatency    prometheus.Histogram
+	// Joins counts room joins; MessagesIn and BytesIn the messages this
+	// node published into rooms (WebSocket and REST) and their payload
+	// bytes; FrameBytes the bytes of every message clients sent; BytesOut
+	// the bytes written to clients.
+	Joins      prometheus.Counter
+	MessagesIn prometheus.Counter
+	BytesIn    prometheus.Counter
+	FrameBytes prometheus.Counter
+	BytesOut   prometheus.Counter
+	// DeliverLatency is publish (the envelope's timestamp, set by the
+	// publishing gateway) to fan-out at this node.
+	DeliverLatency prometheus.Histogram
+	// LiveMetricsSubscriptions counts connections' live room metrics
+	// subscriptions.
+	LiveMetricsSubscriptions prometheus.Gauge
 }
 
 // New creates the metrics and registers them on reg (nil: unregistered).
@@ -44,10 +59,21 @@ func New(reg prometheus.Registerer) *Gateway {
 			Name: "roomcast_gateway_publish_seconds", Help: "Client publish to broker confirm.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		Joins:      prometheus.NewCounter(prometheus.CounterOpts{Name: "roomcast_gateway_joins_total", Help: "Room joins."}),
+		MessagesIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "roomcast_gateway_messages_in_total", Help: "Messages published into rooms through this node (WebSocket and REST), once confirmed."}),
+		BytesIn:    prometheus.NewCounter(prometheus.CounterOpts{Name: "roomcast_gateway_message_bytes_in_total", Help: "Payload bytes of the messages published through this node."}),
+		FrameBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "roomcast_gateway_bytes_in_total", Help: "Bytes of the WebSocket messages clients sent."}),
+		BytesOut:   prometheus.NewCounter(prometheus.CounterOpts{Name: "roomcast_gateway_bytes_out_total", Help: "Bytes written to WebSocket clients."}),
+		DeliverLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "roomcast_gateway_deliver_latency_seconds", Help: "Publish (the publishing gateway's timestamp) to fan-out at this node.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		LiveMetricsSubscriptions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "roomcast_gateway_live_metrics_subscriptions", Help: "Live room metrics subscriptions on this node."}),
 	}
 	if reg != nil {
 		reg.MustRegister(g.Connections, g.Handshakes, g.RejectedHandshake, g.Closes, g.CommandsIn, g.Errors,
-			g.FramesOut, g.Writes, g.SlowConsumers, g.RateLimited, g.PublishLatency)
+			g.FramesOut, g.Writes, g.SlowConsumers, g.RateLimited, g.PublishLatency,
+			g.Joins, g.MessagesIn, g.BytesIn, g.FrameBytes, g.BytesOut, g.DeliverLatency, g.LiveMetricsSubscriptions)
 	}
 	return g
 }

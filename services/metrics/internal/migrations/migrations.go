@@ -20,7 +20,9 @@ var set = pgmigrate.Set{FS: files, Table: "history_schema_version"}
 
 // Up applies every migration not applied yet and returns the schema
 // version.
-func Up(ctx context.Context, db *sql.DB, log *slog.Logger) (int64, error) { return set.Up(ctx, db, log) }
+func Up(ctx context.Context, db *sql.DB, log *slog.Logger) (int64, error) {
+	return set.Up(ctx, db, log)
+}
 
 // Down rolls every migration back (for tests of the down steps).
 func Down(ctx context.Context, db *sql.DB) error { return set.Down(ctx, db) }

@@ -166,7 +166,6 @@ func invalid(t *asynq.Task, what string) error {
 	return fmt.Errorf("metrics: %s without %s: %w", t.Type(), what, asynq.SkipRetry)
 }
 
-
 // Prune forgets processed ids older than window, every interval, until
 // ctx ends. Any number of replicas may run it: deletes are idempotent.
 func Prune(ctx context.Context, st interface {
