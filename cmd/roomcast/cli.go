@@ -43,6 +43,7 @@ var commands = []command{
 	{name: "apps", summary: "create or list apps on the auth service", run: runApps},
 	{name: "keys", summary: "create, list, rotate or revoke API keys on the auth service", run: runKeys},
 	{name: "webhooks", summary: "create, list, delete webhook endpoints or replay their dead deliveries", run: runWebhooks},
+	{name: "stats", summary: "print an app's or a room's usage from the metrics service", run: runStats},
 	{name: "bench", summary: "load-test gateways: connections, fan-out, latency, CPU per delivery", run: runBench},
 	{name: "version", summary: "print the version", run: runVersion},
 }

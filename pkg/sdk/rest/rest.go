@@ -38,6 +38,9 @@ type Config struct {
 	GatewayURL string
 	// AuthURL is the auth service's base URL, for RequestToken.
 	AuthURL string
+	// MetricsURL is the metrics service's base URL, for Stats and
+	// RoomStats.
+	MetricsURL string
 	// APIKey is "<app>.<keyId>:<secret>": it authenticates every call and
 	// signs CreateToken's tokens.
 	APIKey string
