@@ -14,9 +14,9 @@ import (
 //go:embed *.sql
 var files embed.FS
 
-// set keeps its versions in history_schema_version, so the service can share
+// set keeps its versions in metrics_schema_version, so the service can share
 // a database with others.
-var set = pgmigrate.Set{FS: files, Table: "history_schema_version"}
+var set = pgmigrate.Set{FS: files, Table: "metrics_schema_version"}
 
 // Up applies every migration not applied yet and returns the schema
 // version.

@@ -8,15 +8,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/roomcast/roomcast/pkg/testenv"
 	"github.com/roomcast/roomcast/services/metrics/internal/migrations"
 	"github.com/roomcast/roomcast/services/metrics/internal/store"
-	"github.com/roomcast/roomcast/services/metrics/metricstest"
 )
 
 func open(t *testing.T) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, metricstest.Database(t))
+	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
 	if err != nil {
 		t.Fatal(err)
 	}
