@@ -14,7 +14,9 @@ import (
 
 type fakeReader struct{ got history.ReadRequest }
 
-func (f *fakeReader) Epochs(context.Context, string, string) ([]string, error) { return []string{"e1", "e2"}, nil }
+func (f *fakeReader) Epochs(context.Context, string, string) ([]string, error) {
+	return []string{"e1", "e2"}, nil
+}
 
 func (f *fakeReader) Read(_ context.Context, r history.ReadRequest) ([]protocol.Message, error) {
 	f.got = r
