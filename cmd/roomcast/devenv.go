@@ -21,6 +21,8 @@ import (
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	pkgconfig "github.com/roomcast/roomcast/pkg/config"
 	authconfig "github.com/roomcast/roomcast/services/auth/config"
+	historyconfig "github.com/roomcast/roomcast/services/history/config"
+	webhooksconfig "github.com/roomcast/roomcast/services/webhooks/config"
 )
 
 // What `roomcast run` keeps between starts for local development: the auth
@@ -33,21 +35,28 @@ type devCredentials struct {
 	AdminToken   string `json:"admin_token"`
 	MasterKey    string `json:"master_key"`
 	ServiceToken string `json:"service_token"`
+	// WebhooksMasterKey came later: files written before have none and get
+	// one on the next start.
+	WebhooksMasterKey string `json:"webhooks_master_key,omitempty"`
 }
 
 func loadOrCreateDevCredentials(path string) (devCredentials, error) {
 	var c devCredentials
 	b, err := os.ReadFile(path)
-	if err == nil {
+	switch {
+	case err == nil:
 		if err := json.Unmarshal(b, &c); err != nil {
 			return c, fmt.Errorf("dev credentials %s: %w", path, err)
 		}
-		return c, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
+		if c.WebhooksMasterKey != "" {
+			return c, nil
+		}
+		c.WebhooksMasterKey = randomHex(32)
+	case errors.Is(err, fs.ErrNotExist):
+		c = devCredentials{AdminToken: randomHex(24), MasterKey: randomHex(32), ServiceToken: randomHex(24), WebhooksMasterKey: randomHex(32)}
+	default:
 		return c, fmt.Errorf("dev credentials: %w", err)
 	}
-	c = devCredentials{AdminToken: randomHex(24), MasterKey: randomHex(32), ServiceToken: randomHex(24)}
 	b, _ = json.MarshalIndent(c, "", "  ")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return c, fmt.Errorf("dev credentials: %w", err)
@@ -84,20 +93,26 @@ func authConfig(ctx context.Context, e *env, dev devCredentials, database string
 	if e.getenv("AUTH_ADDR") == "" {
 		c.Addr = "127.0.0.1:8081" // where `roomcast apps|keys` look by default
 	}
-	if e.getenv("AUTH_DATABASE_URL") == "" {
-		u, err := serviceDatabase(database, "auth")
-		if err != nil {
-			return nil, err
-		}
-		c.DatabaseURL = u
-	}
-	if err := ensureDatabase(ctx, c.DatabaseURL); err != nil {
+	if err := localDatabase(ctx, e, "AUTH_DATABASE_URL", database, "auth", &c.DatabaseURL); err != nil {
 		return nil, err
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// localDatabase points a service at its own database (named after the
+// base URL's, created if missing) unless its own variable is set.
+func localDatabase(ctx context.Context, e *env, envVar, base, svc string, dst *string) error {
+	if e.getenv(envVar) == "" {
+		u, err := serviceDatabase(base, svc)
+		if err != nil {
+			return err
+		}
+		*dst = u
+	}
+	return ensureDatabase(ctx, *dst)
 }
 
 // serviceDatabase names a service's database after the base URL's:
@@ -185,4 +200,47 @@ func ensureDevKey(ctx context.Context, authURL, adminToken, keyFile string) (str
 		return "", fmt.Errorf("dev key file: %w", err)
 	}
 	return k.APIKey, nil
+}
+
+// historyConfig is the history service's configuration for a local run.
+func historyConfig(ctx context.Context, e *env, serviceToken, database string) (*historyconfig.Config, error) {
+	var c historyconfig.Config
+	if err := pkgconfig.Load(&c); err != nil {
+		return nil, err
+	}
+	if c.ServiceToken == "" {
+		c.ServiceToken = serviceToken
+	}
+	if e.getenv("HISTORY_ADDR") == "" {
+		c.Addr = "127.0.0.1:0"
+	}
+	if err := localDatabase(ctx, e, "HISTORY_DATABASE_URL", database, "history", &c.DatabaseURL); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// webhooksConfig is the webhooks service's configuration for a local run:
+// private endpoint addresses are allowed (a local receiver is the point).
+func webhooksConfig(ctx context.Context, e *env, dev devCredentials, database string) (*webhooksconfig.Config, error) {
+	var c webhooksconfig.Config
+	if err := pkgconfig.Load(&c); err != nil {
+		return nil, err
+	}
+	if c.MasterKey == "" {
+		c.MasterKey = dev.WebhooksMasterKey
+	}
+	if e.getenv("WEBHOOKS_ADDR") == "" {
+		c.Addr = "127.0.0.1:8084"
+	}
+	if e.getenv("WEBHOOKS_ALLOW_PRIVATE") == "" {
+		c.AllowPrivate = true
+	}
+	if err := localDatabase(ctx, e, "WEBHOOKS_DATABASE_URL", database, "webhooks", &c.DatabaseURL); err != nil {
+		return nil, err
+	}
+	return &c, nil // validated by Run once the auth service's URL is known
 }

@@ -13,8 +13,10 @@ import (
 	authapp "github.com/roomcast/roomcast/services/auth/app"
 	"github.com/roomcast/roomcast/services/gateway/app"
 	"github.com/roomcast/roomcast/services/gateway/config"
+	historyapp "github.com/roomcast/roomcast/services/history/app"
 	presenceapp "github.com/roomcast/roomcast/services/presence/app"
 	presenceconfig "github.com/roomcast/roomcast/services/presence/config"
+	webhooksapp "github.com/roomcast/roomcast/services/webhooks/app"
 )
 
 // runRun starts the platform in this process for local development.
@@ -68,6 +70,11 @@ func runRun(ctx context.Context, args []string, e *env) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Every worker service is on: the gateway feeds them all, presence
+	// feeds webhooks its member events.
+	if e.getenv("GATEWAY_EVENT_CONSUMERS") == "" {
+		cfg.EventConsumers = "presence,history,webhooks"
+	}
 	pcfg, err := presenceconfig.Load()
 	if err != nil {
 		return fail(err)
@@ -75,27 +82,56 @@ func runRun(ctx context.Context, args []string, e *env) int {
 	if e.getenv("PRESENCE_ADDR") == "" {
 		pcfg.Addr = "127.0.0.1:0" // its health port is secondary here: never collide
 	}
+	if e.getenv("PRESENCE_EVENT_CONSUMERS") == "" {
+		pcfg.EventConsumers = "webhooks"
+	}
 	pcfg.NodeID = cfg.NodeID + "-presence"
+	hcfg, err := historyConfig(ctx, e, acfg.ServiceToken, *database)
+	if err != nil {
+		return fail(err)
+	}
+	hcfg.NodeID = cfg.NodeID + "-history"
+	wcfg, err := webhooksConfig(ctx, e, dev, *database)
+	if err != nil {
+		return fail(err)
+	}
+	wcfg.NodeID = cfg.NodeID + "-webhooks"
 
 	var devKey string
 	err = supervise(ctx, []service{
 		{name: "auth", run: func(ctx context.Context, _ map[string]net.Addr, ready func(net.Addr)) error {
 			return authapp.Run(ctx, acfg, log, ready)
+		}, then: func(ctx context.Context, addr net.Addr) error {
+			if cfg.Keys != "" {
+				return nil
+			}
+			// The development key lives in the auth service, like any app's
+			// keys: the gateway and webhooks learn it from the key feed.
+			devKey, err = ensureDevKey(ctx, "http://"+addr.String(), acfg.AdminToken, *keyFile)
+			return err
 		}},
 		{name: "presence", run: func(ctx context.Context, _ map[string]net.Addr, ready func(net.Addr)) error {
 			return presenceapp.Run(ctx, pcfg, log, ready)
 		}},
+		{name: "history", run: func(ctx context.Context, _ map[string]net.Addr, ready func(net.Addr)) error {
+			return historyapp.Run(ctx, hcfg, log, ready)
+		}},
+		{name: "webhooks", run: func(ctx context.Context, up map[string]net.Addr, ready func(net.Addr)) error {
+			if wcfg.AuthURL == "" && wcfg.Keys == "" {
+				wcfg.AuthURL, wcfg.ServiceToken = "http://"+up["auth"].String(), acfg.ServiceToken
+			}
+			if err := wcfg.Validate(); err != nil {
+				return err
+			}
+			return webhooksapp.Run(ctx, wcfg, log, ready)
+		}},
 		{name: "gateway", run: func(ctx context.Context, up map[string]net.Addr, ready func(net.Addr)) error {
 			authURL := "http://" + up["auth"].String()
-			if cfg.Keys == "" {
-				// The development key lives in the auth service, like any
-				// app's keys: the gateway learns it from the key feed.
-				if devKey, err = ensureDevKey(ctx, authURL, acfg.AdminToken, *keyFile); err != nil {
-					return err
-				}
-			}
 			if cfg.AuthURL == "" {
 				cfg.AuthURL, cfg.ServiceToken = authURL, acfg.ServiceToken
+			}
+			if cfg.HistoryURL == "" {
+				cfg.HistoryURL = "http://" + up["history"].String()
 			}
 			return app.Run(ctx, cfg, log, ready)
 		}},
@@ -112,6 +148,8 @@ type service struct {
 	// run serves until ctx ends and calls ready with its HTTP address once
 	// it serves; up holds the addresses of the services started before it.
 	run func(ctx context.Context, up map[string]net.Addr, ready func(net.Addr)) error
+	// then, if set, runs once the service serves, before the next starts.
+	then func(ctx context.Context, addr net.Addr) error
 }
 
 // supervise starts the services in order, each once the one before serves,
@@ -145,7 +183,15 @@ func supervise(ctx context.Context, services []service, up func(map[string]net.A
 		select {
 		case a := <-readyCh:
 			addrs[s.name] = a
-			continue
+			if s.then == nil {
+				continue
+			}
+			err := s.then(ctx, a)
+			if err == nil {
+				continue
+			}
+			first = fmt.Errorf("%s: %w", s.name, err)
+			cancel()
 		case err := <-errCh:
 			record(err)
 		}
@@ -177,7 +223,8 @@ func printBanner(e *env, addrs map[string]net.Addr, key, adminToken string) {
 	fmt.Fprintf(&b, "  REST:       http://%s/v1/messages\n", base)
 	fmt.Fprintf(&b, "  Health:     http://%s/healthz   http://%s/readyz   http://%s/metrics\n", base, base, base)
 	fmt.Fprintf(&b, "  Auth:       http://%s   (admin credential: %s)\n", addrs["auth"], adminToken)
-	fmt.Fprintf(&b, "  Presence:   http://%s/metrics\n", addrs["presence"])
+	fmt.Fprintf(&b, "  Webhooks:   http://%s/v1/webhooks/endpoints   (private addresses allowed: local development)\n", addrs["webhooks"])
+	fmt.Fprintf(&b, "  Metrics:    presence http://%s/metrics   history http://%s/metrics\n", addrs["presence"], addrs["history"])
 	self := selfCommand()
 	if key != "" {
 		fmt.Fprintf(&b, "  Dev key:    %s\n", key)

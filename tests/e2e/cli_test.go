@@ -41,6 +41,9 @@ func TestRoomcastRunWithCLI(t *testing.T) {
 		"GATEWAY_ADDR=127.0.0.1:0",
 		"AUTH_ADDR=127.0.0.1:0",
 		"AUTH_DATABASE_URL=" + authtest.Database(t),
+		"HISTORY_DATABASE_URL=" + testenv.Postgres(t),
+		"WEBHOOKS_DATABASE_URL=" + testenv.Postgres(t),
+		"WEBHOOKS_ADDR=127.0.0.1:0",
 	}, "run")
 
 	var key, url string
@@ -161,6 +164,50 @@ func TestRoomcastRunWithCLI(t *testing.T) {
 		if m.Event == "rest" && (m.Offset != restReply.Offset || string(m.Data) != `{"from":"backend"}`) {
 			t.Fatalf("sub printed %s, REST reply was offset %d", l, restReply.Offset)
 		}
+	}
+
+	// History runs in the same process: both messages read back at once,
+	// in order (the read merges the recovery stream with the archive).
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/rooms/cli.room/messages", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hreq.Header.Set("Authorization", "Bearer "+key)
+	hresp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hbody, _ := io.ReadAll(hresp.Body)
+	_ = hresp.Body.Close()
+	var page struct {
+		Messages []struct {
+			Offset uint64 `json:"offset"`
+			Event  string `json:"event"`
+		} `json:"messages"`
+	}
+	if hresp.StatusCode != http.StatusOK || json.Unmarshal(hbody, &page) != nil || len(page.Messages) < 2 ||
+		page.Messages[len(page.Messages)-1].Offset != restReply.Offset || page.Messages[len(page.Messages)-1].Event != "rest" {
+		t.Fatalf("history read: %s %s (REST publish had offset %d)", hresp.Status, hbody, restReply.Offset)
+	}
+
+	// Webhooks runs in the same process, with the dev key.
+	wm := regexp.MustCompile(`Webhooks:\s+(\S+)`).FindStringSubmatch(run.Logs())
+	if wm == nil {
+		t.Fatal("banner has no webhooks line")
+	}
+	wreq, err := http.NewRequestWithContext(ctx, http.MethodGet, wm[1], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wreq.Header.Set("Authorization", "Bearer "+key)
+	wresp, err := http.DefaultClient.Do(wreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wbody, _ := io.ReadAll(wresp.Body)
+	_ = wresp.Body.Close()
+	if wresp.StatusCode != http.StatusOK {
+		t.Fatalf("webhooks list with the dev key: %s %s", wresp.Status, wbody)
 	}
 
 	// Presence runs in the same process: a client that enters is seen by
