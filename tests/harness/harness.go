@@ -38,6 +38,7 @@ var Binaries = map[string]string{
 	"presence": "github.com/roomcast/roomcast/services/presence",
 	"history":  "github.com/roomcast/roomcast/services/history",
 	"webhooks": "github.com/roomcast/roomcast/services/webhooks",
+	"metrics":  "github.com/roomcast/roomcast/services/metrics",
 	"roomcast": "github.com/roomcast/roomcast/cmd/roomcast",
 }
 
