@@ -22,6 +22,7 @@ import (
 	pkgconfig "github.com/roomcast/roomcast/pkg/config"
 	authconfig "github.com/roomcast/roomcast/services/auth/config"
 	historyconfig "github.com/roomcast/roomcast/services/history/config"
+	metricsconfig "github.com/roomcast/roomcast/services/metrics/config"
 	webhooksconfig "github.com/roomcast/roomcast/services/webhooks/config"
 )
 
@@ -243,4 +244,19 @@ func webhooksConfig(ctx context.Context, e *env, dev devCredentials, database st
 		return nil, err
 	}
 	return &c, nil // validated by Run once the auth service's URL is known
+}
+
+// metricsConfig is the metrics service's configuration for a local run.
+func metricsConfig(ctx context.Context, e *env, database string) (*metricsconfig.Config, error) {
+	var c metricsconfig.Config
+	if err := pkgconfig.Load(&c); err != nil {
+		return nil, err
+	}
+	if e.getenv("METRICS_ADDR") == "" {
+		c.Addr = "127.0.0.1:8085"
+	}
+	if err := localDatabase(ctx, e, "METRICS_DATABASE_URL", database, "metrics", &c.DatabaseURL); err != nil {
+		return nil, err
+	}
+	return &c, nil // validated once the auth service's URL is known
 }

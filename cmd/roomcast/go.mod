@@ -7,6 +7,7 @@ require (
 	github.com/roomcast/roomcast/services/auth v0.0.0
 	github.com/roomcast/roomcast/services/gateway v0.0.0
 	github.com/roomcast/roomcast/services/history v0.0.0
+	github.com/roomcast/roomcast/services/metrics v0.0.0
 	github.com/roomcast/roomcast/services/presence v0.0.0
 	github.com/roomcast/roomcast/services/webhooks v0.0.0
 )
@@ -22,6 +23,7 @@ replace (
 	github.com/roomcast/roomcast/services/auth => ../../services/auth
 	github.com/roomcast/roomcast/services/gateway => ../../services/gateway
 	github.com/roomcast/roomcast/services/history => ../../services/history
+	github.com/roomcast/roomcast/services/metrics => ../../services/metrics
 	github.com/roomcast/roomcast/services/presence => ../../services/presence
 	github.com/roomcast/roomcast/services/webhooks => ../../services/webhooks
 )

@@ -14,6 +14,7 @@ import (
 	"github.com/roomcast/roomcast/services/gateway/app"
 	"github.com/roomcast/roomcast/services/gateway/config"
 	historyapp "github.com/roomcast/roomcast/services/history/app"
+	metricsapp "github.com/roomcast/roomcast/services/metrics/app"
 	presenceapp "github.com/roomcast/roomcast/services/presence/app"
 	presenceconfig "github.com/roomcast/roomcast/services/presence/config"
 	webhooksapp "github.com/roomcast/roomcast/services/webhooks/app"
@@ -73,7 +74,7 @@ func runRun(ctx context.Context, args []string, e *env) int {
 	// Every worker service is on: the gateway feeds them all, presence
 	// feeds webhooks its member events.
 	if e.getenv("GATEWAY_EVENT_CONSUMERS") == "" {
-		cfg.EventConsumers = "presence,history,webhooks"
+		cfg.EventConsumers = "presence,history,webhooks,metrics"
 	}
 	pcfg, err := presenceconfig.Load()
 	if err != nil {
@@ -83,7 +84,7 @@ func runRun(ctx context.Context, args []string, e *env) int {
 		pcfg.Addr = "127.0.0.1:0" // its health port is secondary here: never collide
 	}
 	if e.getenv("PRESENCE_EVENT_CONSUMERS") == "" {
-		pcfg.EventConsumers = "webhooks"
+		pcfg.EventConsumers = "webhooks,metrics"
 	}
 	pcfg.NodeID = cfg.NodeID + "-presence"
 	hcfg, err := historyConfig(ctx, e, acfg.ServiceToken, *database)
@@ -96,6 +97,11 @@ func runRun(ctx context.Context, args []string, e *env) int {
 		return fail(err)
 	}
 	wcfg.NodeID = cfg.NodeID + "-webhooks"
+	mcfg, err := metricsConfig(ctx, e, *database)
+	if err != nil {
+		return fail(err)
+	}
+	mcfg.NodeID = cfg.NodeID + "-metrics"
 
 	var devKey string
 	err = supervise(ctx, []service{
@@ -124,6 +130,15 @@ func runRun(ctx context.Context, args []string, e *env) int {
 				return err
 			}
 			return webhooksapp.Run(ctx, wcfg, log, ready)
+		}},
+		{name: "metrics", run: func(ctx context.Context, up map[string]net.Addr, ready func(net.Addr)) error {
+			if mcfg.AuthURL == "" && mcfg.Keys == "" {
+				mcfg.AuthURL, mcfg.ServiceToken = "http://"+up["auth"].String(), acfg.ServiceToken
+			}
+			if err := mcfg.Validate(); err != nil {
+				return err
+			}
+			return metricsapp.Run(ctx, mcfg, log, ready)
 		}},
 		{name: "gateway", run: func(ctx context.Context, up map[string]net.Addr, ready func(net.Addr)) error {
 			authURL := "http://" + up["auth"].String()
@@ -224,7 +239,8 @@ func printBanner(e *env, addrs map[string]net.Addr, key, adminToken string) {
 	fmt.Fprintf(&b, "  Health:     http://%s/healthz   http://%s/readyz   http://%s/metrics\n", base, base, base)
 	fmt.Fprintf(&b, "  Auth:       http://%s   (admin credential: %s)\n", addrs["auth"], adminToken)
 	fmt.Fprintf(&b, "  Webhooks:   http://%s/v1/webhooks/endpoints   (private addresses allowed: local development)\n", addrs["webhooks"])
-	fmt.Fprintf(&b, "  Metrics:    presence http://%s/metrics   history http://%s/metrics\n", addrs["presence"], addrs["history"])
+	fmt.Fprintf(&b, "  Usage:      http://%s/v1/apps/dev/stats\n", addrs["metrics"])
+	fmt.Fprintf(&b, "  Metrics:    presence http://%s/metrics   history http://%s/metrics   usage http://%s/metrics\n", addrs["presence"], addrs["history"], addrs["metrics"])
 	self := selfCommand()
 	if key != "" {
 		fmt.Fprintf(&b, "  Dev key:    %s\n", key)

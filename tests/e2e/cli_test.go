@@ -44,6 +44,8 @@ func TestRoomcastRunWithCLI(t *testing.T) {
 		"HISTORY_DATABASE_URL=" + testenv.Postgres(t),
 		"WEBHOOKS_DATABASE_URL=" + testenv.Postgres(t),
 		"WEBHOOKS_ADDR=127.0.0.1:0",
+		"METRICS_DATABASE_URL=" + testenv.Postgres(t),
+		"METRICS_ADDR=127.0.0.1:0",
 	}, "run")
 
 	var key, url string
