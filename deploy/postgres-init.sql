@@ -4,3 +4,4 @@
 -- backups and permissions per service). auth's is the image's POSTGRES_DB.
 CREATE DATABASE roomcast_history OWNER roomcast;
 CREATE DATABASE roomcast_webhooks OWNER roomcast;
+CREATE DATABASE roomcast_metrics OWNER roomcast;

@@ -20,6 +20,7 @@ import (
 	auth "github.com/roomcast/roomcast/services/auth/config"
 	gateway "github.com/roomcast/roomcast/services/gateway/config"
 	history "github.com/roomcast/roomcast/services/history/config"
+	metrics "github.com/roomcast/roomcast/services/metrics/config"
 	presence "github.com/roomcast/roomcast/services/presence/config"
 	webhooks "github.com/roomcast/roomcast/services/webhooks/config"
 )
@@ -82,6 +83,15 @@ var services = map[string]roomcastService{
 		addrVar:       "HISTORY_ADDR",
 		drainVar:      "HISTORY_SHUTDOWN_TIMEOUT",
 		servesTraffic: true, // its internal read API, for gateways
+		sampleSecrets: map[string]string{
+			"ROOMCAST_SERVICE_TOKEN": "sample-service-token-0123456789",
+		},
+	},
+	"metrics": {
+		config:        func() any { return &metrics.Config{} },
+		addrVar:       "METRICS_ADDR",
+		drainVar:      "METRICS_SHUTDOWN_TIMEOUT",
+		servesTraffic: true, // its usage API
 		sampleSecrets: map[string]string{
 			"ROOMCAST_SERVICE_TOKEN": "sample-service-token-0123456789",
 		},
