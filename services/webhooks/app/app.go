@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/roomcast/roomcast/pkg/auth/apikeys"
 	"github.com/roomcast/roomcast/pkg/events"
 	"github.com/roomcast/roomcast/pkg/observability"
 	"github.com/roomcast/roomcast/pkg/seal"
@@ -28,7 +29,6 @@ import (
 	"github.com/roomcast/roomcast/services/webhooks/internal/api"
 	"github.com/roomcast/roomcast/services/webhooks/internal/deliver"
 	"github.com/roomcast/roomcast/services/webhooks/internal/ingest"
-	"github.com/roomcast/roomcast/services/webhooks/internal/keys"
 	"github.com/roomcast/roomcast/services/webhooks/internal/migrations"
 	"github.com/roomcast/roomcast/services/webhooks/internal/safenet"
 	"github.com/roomcast/roomcast/services/webhooks/internal/store"
@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	go in.RunSweeper(runCtx, cfg.SweepInterval)
 	go prune(runCtx, st, cfg.LogRetention, log)
 
-	ring := keys.New(static, cfg.AuthURL, cfg.ServiceToken, log.With("component", "keys"))
+	ring := apikeys.New(static, cfg.AuthURL, cfg.ServiceToken, log.With("component", "keys"))
 	go ring.Run(runCtx, cfg.KeysRefresh)
 
 	reg := observability.NewRegistry()
