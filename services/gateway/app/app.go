@@ -128,7 +128,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLease()
 	go lv.Run(leaseCtx)
-	if cfg.Presence() {
+	if cfg.NodeLease() {
 		go srv.RunPresenceLease(leaseCtx, pstore, cfg.NodeID, cfg.PresenceNodeTTL)
 	}
 

@@ -244,6 +244,14 @@ func (c *Config) Presence() bool {
 	return slices.Contains(cs, "presence")
 }
 
+// NodeLease reports whether the node keeps a liveness lease in Redis: the
+// presence and webhooks services both sweep what a dead node left behind
+// (its members; the rooms it kept occupied) when its lease runs out.
+func (c *Config) NodeLease() bool {
+	cs, _ := c.Consumers()
+	return slices.Contains(cs, "presence") || slices.Contains(cs, "webhooks")
+}
+
 // ParseKeys parses ROOMCAST_KEYS.
 func (c *Config) ParseKeys() ([]token.Key, error) {
 	if c.Keys == "" {
