@@ -15,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/events"
 	"github.com/roomcast/roomcast/pkg/sdk/client"
 	"github.com/roomcast/roomcast/pkg/sdk/rest"
 	"github.com/roomcast/roomcast/pkg/testenv"
@@ -342,9 +344,20 @@ func TestHistoryWorkerKilledMidStream(t *testing.T) {
 	// to the killed process).
 	rc = restClient(t, historyGateway(t, env, "gw-hist-2", h2), env.Key.String())
 	// Tasks the killed worker held come back when their lease expires
-	// (asynq's recoverer runs every minute; aggregation sets after 2).
-	testenv.WaitFor(t, 5*time.Minute, "every message archived", func() bool {
-		return archived(t, env, "true") == total
+	// (asynq's recoverer runs every minute; aggregation sets after 2, and
+	// their groups are listed again by the history service's group repair).
+	insp := asynq.NewInspectorFromRedisClient(env.Redis)
+	queue := events.Queue(env.RedisPrefix, "history")
+	last := time.Now()
+	testenv.WaitFor(t, 6*time.Minute, "every message archived", func() bool {
+		n := archived(t, env, "true")
+		if time.Since(last) > 20*time.Second {
+			last = time.Now()
+			info, err := insp.GetQueueInfo(queue)
+			groups, _ := insp.Groups(queue)
+			t.Logf("%d of %d archived; queue %+v (%v); groups %+v", n, total, info, err, groups)
+		}
+		return n == total
 	})
 	rows := archived(t, env, "true")
 	distinct := archived(t, env, "(app, room, epoch, msg_offset) IN (SELECT DISTINCT app, room, epoch, msg_offset FROM history_messages)")

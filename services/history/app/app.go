@@ -108,6 +108,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	jobCtx, stopJob := context.WithCancel(ctx)
 	defer stopJob()
 	go job.Run(jobCtx)
+	go worker.RunGroupRepair(jobCtx, rdb, queue, 10*time.Second, log.With("component", "worker"))
 
 	log.Info("listening", "addr", ln.Addr().String(), "queue", queue)
 	if onListen != nil {
