@@ -122,6 +122,8 @@ export interface ClientEvents {
   message: (msg: Message) => void;
   /** Every presence event of every subscribed room. */
   presence: (ev: PresenceEvent) => void;
+  /** Every live metrics push of every watched room (Room.metrics.watch). */
+  metrics: (m: RoomMetrics) => void;
   /** A followed room's epoch changed: messages between old and new may be lost; resync. */
   epochChange: (change: EpochChange) => void;
   /** A server error frame, or a frame the client could not decode. */
@@ -296,6 +298,8 @@ export class RoomcastClient extends Emitter<ClientEvents> {
   private resumeToken = "";
   private follows = new Map<string, Follow>();
   private entered = new Map<string, unknown>();
+  /** Watched rooms' live metrics intervals: watched again after a reconnect. */
+  private watched = new Map<string, number | undefined>();
   private rooms = new Map<string, Room<any>>();
 
   private wake: (() => void) | null = null;
@@ -516,6 +520,14 @@ export class RoomcastClient extends Emitter<ClientEvents> {
       case "presence":
         this.accept(f);
         return;
+      case "metrics": {
+        if (!this.watched.has(f.room)) return;
+        const { type: _t, ...m } = f;
+        const metrics: RoomMetrics = { room: m.room, members: m.members, clients: m.clients, connections: m.connections, messageRate: m.message_rate, ts: m.ts };
+        this.rooms.get(f.room)?.metrics.dispatch(metrics);
+        this.emit("metrics", metrics);
+        return;
+      }
       case "error":
         this.emit("error", new ReplyError(f.error.code, f.error.message, "frame"));
         return;
@@ -681,7 +693,11 @@ export class RoomcastClient extends Emitter<ClientEvents> {
   }
 
   private async reenter(w: Wire, timeout: number): Promise<void> {
-    await Promise.allSettled([...this.entered.entries()].map(([room, data]) => w.request({ op: "presence.enter", room, data }, undefined, timeout)));
+    await Promise.allSettled([
+      ...[...this.entered.entries()].map(([room, data]) => w.request({ op: "presence.enter", room, data }, undefined, timeout)),
+      // The server does not keep metrics subscriptions across connections.
+      ...[...this.watched.entries()].map(([room, interval_ms]) => w.request({ op: "metrics.subscribe", room, interval_ms }, undefined, timeout)),
+    ]);
   }
 
   /**
@@ -943,6 +959,23 @@ export class RoomcastClient extends Emitter<ClientEvents> {
   }
 
   /** @internal */
+  async watchMetrics(room: string, intervalMs?: number): Promise<void> {
+    await this.do({ op: "metrics.subscribe", room, interval_ms: intervalMs }, { retry: true });
+    this.watched.set(room, intervalMs);
+  }
+
+  /** @internal */
+  async unwatchMetrics(room: string): Promise<void> {
+    if (!this.watched.delete(room)) return;
+    try {
+      await this.do({ op: "metrics.unsubscribe", room }, { retry: false });
+    } catch (err) {
+      if (err instanceof DisconnectedError) return; // the subscription went with its connection
+      throw err;
+    }
+  }
+
+  /** @internal */
   async presenceCount(room: string): Promise<PresenceCount> {
     const r = await this.do({ op: "presence.count", room }, { retry: true });
     return r.count ?? { clients: 0, connections: 0 };
@@ -986,12 +1019,14 @@ type Handler<T> = (data: T, msg: Message<T>) => void;
 export class Room<E extends EventMap = EventMap, P = unknown> {
   private handlers = new Map<string, Set<Handler<any>>>();
   readonly presence: RoomPresence<P>;
+  readonly metrics: RoomMetricsWatch;
 
   constructor(
     private readonly client: RoomcastClient,
     readonly name: string,
   ) {
     this.presence = new RoomPresence<P>(client, name);
+    this.metrics = new RoomMetricsWatch(client, name);
   }
 
   /**
@@ -1137,6 +1172,55 @@ export class RoomPresence<P = unknown> {
         } catch (err) {
           reportListenerError(err);
         }
+      }
+    }
+  }
+}
+
+/** One push of a room's live metrics. */
+export interface RoomMetrics {
+  room: string;
+  /** Presence: connections present and distinct clients. */
+  members: number;
+  clients: number;
+  /** Connections joined to the room on every gateway. */
+  connections: number;
+  /** Messages per second delivered in the room. */
+  messageRate: number;
+  ts: number;
+}
+
+/** A room's live metrics (needs the `metrics` capability on the room). */
+export class RoomMetricsWatch {
+  private handlers = new Set<(m: RoomMetrics) => void>();
+
+  constructor(
+    private readonly client: RoomcastClient,
+    readonly room: string,
+  ) {}
+
+  /** Starts the pushes, every intervalMs (1000–60000; default 5000), across reconnects until unwatch(). */
+  watch(intervalMs?: number): Promise<void> {
+    return this.client.watchMetrics(this.room, intervalMs);
+  }
+
+  unwatch(): Promise<void> {
+    return this.client.unwatchMetrics(this.room);
+  }
+
+  /** Handler for every push. Returns an unsubscribe function. */
+  on(handler: (m: RoomMetrics) => void): () => void {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
+  }
+
+  /** @internal */
+  dispatch(m: RoomMetrics): void {
+    for (const h of [...this.handlers]) {
+      try {
+        h(m);
+      } catch (err) {
+        reportListenerError(err);
       }
     }
   }

@@ -98,12 +98,26 @@ export interface PresenceFrame<D = unknown> {
   ts: number;
 }
 
+/** One push of a room's live metrics (metrics.subscribe), cluster-wide. */
+export interface MetricsFrame {
+  type: "metrics";
+  room: string;
+  /** Presence: connections present and distinct clients. */
+  members: number;
+  clients: number;
+  /** Connections joined to the room on every gateway. */
+  connections: number;
+  /** Messages per second delivered in the room (last gateway report). */
+  message_rate: number;
+  ts: number;
+}
+
 export interface ErrorFrame {
   type: "error";
   error: ProtocolErrorBody;
 }
 
-export type ServerFrame = ConnectedFrame | ReplyFrame | MessageFrame | PresenceFrame | ErrorFrame;
+export type ServerFrame = ConnectedFrame | ReplyFrame | MessageFrame | PresenceFrame | MetricsFrame | ErrorFrame;
 
 export type Op =
   | "join"
@@ -118,7 +132,9 @@ export type Op =
   | "presence.get"
   | "presence.count"
   | "presence.subscribe"
-  | "presence.unsubscribe";
+  | "presence.unsubscribe"
+  | "metrics.subscribe"
+  | "metrics.unsubscribe";
 
 export interface Command {
   id?: number;
@@ -134,6 +150,8 @@ export interface Command {
   cursor?: string;
   limit?: number;
   token?: string;
+  /** metrics.subscribe: push interval, 1000–60000 ms (default 5000). */
+  interval_ms?: number;
   // history
   direction?: "forward" | "backward";
   epoch?: string;
@@ -178,7 +196,7 @@ export class FrameError extends Error {
   override name = "FrameError";
 }
 
-const FRAME_TYPES = new Set(["connected", "reply", "message", "presence", "error"]);
+const FRAME_TYPES = new Set(["connected", "reply", "message", "presence", "metrics", "error"]);
 
 /**
  * Decodes one text frame from the server. Unknown fields are kept (clients
@@ -213,6 +231,9 @@ export function decodeFrame(text: string): ServerFrame | null {
       if (typeof f.room !== "string" || typeof f.offset !== "number" || typeof f.epoch !== "string" || typeof f.member !== "object" || f.member === null) {
         throw new FrameError("presence frame without room, offset, epoch or member");
       }
+      break;
+    case "metrics":
+      if (typeof f.room !== "string") throw new FrameError("metrics frame without room");
       break;
     case "error":
       if (typeof f.error !== "object" || f.error === null) throw new FrameError("error frame without error");

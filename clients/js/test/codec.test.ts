@@ -50,7 +50,7 @@ describe("decodeFrame", () => {
 
   it("keeps unknown fields and ignores unknown frame types", () => {
     expect(decodeFrame('{"type":"reply","id":9,"future":true}')).toMatchObject({ future: true });
-    expect(decodeFrame('{"type":"metrics","room":"r"}')).toBeNull();
+    expect(decodeFrame('{"type":"gossip","room":"r"}')).toBeNull();
   });
 
   it("rejects frames it cannot use", () => {
@@ -100,5 +100,18 @@ describe("history", () => {
       '{"type":"reply","id":8,"room":"chat.lobby","messages":[{"offset":42,"epoch":"5d1c","event":"msg","data":{"text":"hi"},"from":"alice","ts":1763900000000}],"cursor":"AQ"}',
     );
     expect(r).toMatchObject({ messages: [{ offset: 42, data: { text: "hi" } }], cursor: "AQ" });
+  });
+});
+
+describe("live room metrics", () => {
+  it("encodes metrics.subscribe and decodes the documented metrics frame", () => {
+    expect(encodeCommand({ id: 8, op: "metrics.subscribe", room: "chat.lobby", interval_ms: 2000 })).toBe(
+      '{"id":8,"op":"metrics.subscribe","room":"chat.lobby","interval_ms":2000}',
+    );
+    const f = decodeFrame(
+      '{"type":"metrics","room":"chat.lobby","members":12,"clients":9,"connections":14,"message_rate":3.5,"ts":1763900000000}',
+    );
+    expect(f).toMatchObject({ type: "metrics", room: "chat.lobby", members: 12, clients: 9, connections: 14, message_rate: 3.5 });
+    expect(() => decodeFrame('{"type":"metrics"}')).toThrow(FrameError);
   });
 });
