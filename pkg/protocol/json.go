@@ -340,6 +340,11 @@ func (jsonCodec) AppendServerFrame(dst []byte, f *ServerFrame) ([]byte, error) {
 }
 
 func (jsonCodec) DecodeServerFrame(frame []byte) (ServerFrame, error) {
+	// A text frame is UTF-8 (RFC 6455); one that is not is corrupt, and its
+	// raw data could not be passed on as JSON text either.
+	if !utf8.Valid(frame) {
+		return ServerFrame{}, errors.New("protocol: server frame is not valid UTF-8")
+	}
 	var w jsonServerFrame
 	if err := json.Unmarshal(frame, &w); err != nil {
 		return ServerFrame{}, fmt.Errorf("protocol: decode server frame: %w", err)
