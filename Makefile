@@ -76,3 +76,6 @@ fuzz:
 	cd pkg && $(GO) test ./envelope -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	cd pkg && $(GO) test ./auth/token -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)
 	cd pkg && $(GO) test ./auth/token -run '^$$' -fuzz '^FuzzMatchPattern$$' -fuzztime $(FUZZTIME)
+	cd pkg && $(GO) test ./auth/token -run '^$$' -fuzz '^FuzzWithin$$' -fuzztime $(FUZZTIME)
+	cd pkg && $(GO) test ./history -run '^$$' -fuzz '^FuzzDecodeCursor$$' -fuzztime $(FUZZTIME)
+	cd pkg && $(GO) test ./webhooks -run '^$$' -fuzz '^FuzzParseSignatures$$' -fuzztime $(FUZZTIME)
