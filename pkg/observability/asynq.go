@@ -3,6 +3,8 @@ package observability
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,3 +70,17 @@ func TaskOutcomes(reg prometheus.Registerer, queue string) asynq.MiddlewareFunc 
 		})
 	}
 }
+
+// AsynqLogger routes asynq's own logs to slog.
+func AsynqLogger(l *slog.Logger) asynq.Logger { return asynqLogger{l} }
+
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+
+// Fatal logs at error level: asynq calls it where it would exit, and a
+// service decides for itself when to stop.
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

@@ -72,7 +72,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		DelayedTaskCheckInterval: time.Second, // detach tasks wait out the grace in the scheduled set
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		RetryDelayFunc:           retryDelay,
-		Logger:                   asynqLogger{log.With("component", "asynq")},
+		Logger:                   observability.AsynqLogger(log.With("component", "asynq")),
 		LogLevel:                 asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
@@ -135,12 +135,3 @@ func retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
 	d := time.Duration(float64(100*time.Millisecond) * math.Pow(2, float64(n)))
 	return min(d, 30*time.Second)
 }
-
-// asynqLogger routes asynq's logs to slog.
-type asynqLogger struct{ l *slog.Logger }
-
-func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
-func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
-func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

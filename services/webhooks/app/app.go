@@ -99,7 +99,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
 			return min(time.Duration(float64(100*time.Millisecond)*math.Pow(2, float64(n))), 30*time.Second)
 		},
-		Logger:   asynqLogger{log.With("component", "asynq")},
+		Logger:   observability.AsynqLogger(log.With("component", "asynq")),
 		LogLevel: asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
@@ -187,12 +187,3 @@ func registerMetrics(reg *prometheus.Registry, d *deliver.Dispatcher, in *ingest
 	counter("roomcast_webhooks_retries_total", "Failed attempts scheduled for a retry.", func() uint64 { return d.Stats().Failed })
 	counter("roomcast_webhooks_dead_total", "Deliveries given up (dead-lettered).", func() uint64 { return d.Stats().Dead })
 }
-
-// asynqLogger routes asynq's logs to slog.
-type asynqLogger struct{ l *slog.Logger }
-
-func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
-func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
-func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

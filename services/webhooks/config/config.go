@@ -90,6 +90,9 @@ func Load() (*Config, error) {
 	return &c, nil
 }
 
+// Logging returns the log format and level (pkg/service.Config).
+func (c *Config) Logging() (format, level string) { return c.LogFormat, c.LogLevel }
+
 // Validate checks the configuration. Errors never quote a secret.
 func (c *Config) Validate() error {
 	if _, err := c.ParseMasterKey(); err != nil {
