@@ -11,12 +11,9 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
-	"github.com/roomcast/roomcast/pkg/observability"
+	"github.com/roomcast/roomcast/pkg/service"
 	"github.com/roomcast/roomcast/services/history/app"
 	"github.com/roomcast/roomcast/services/history/config"
 )
@@ -25,23 +22,7 @@ import (
 var version = "dev"
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "history:", err)
-		os.Exit(1)
-	}
-}
-
-func run() error {
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	log, err := observability.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	log.Info("starting", "service", "history", "version", version)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	return app.Run(ctx, cfg, log, nil)
+	service.Main("history", version, config.Load, func(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+		return app.Run(ctx, cfg, log, nil)
+	})
 }

@@ -76,7 +76,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		GroupMaxSize:      cfg.BatchSize,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		RetryDelayFunc:    retryDelay,
-		Logger:            asynqLogger{log.With("component", "asynq")},
+		Logger:            observability.AsynqLogger(log.With("component", "asynq")),
 		LogLevel:          asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
@@ -136,12 +136,3 @@ func retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
 	d := time.Duration(float64(200*time.Millisecond) * math.Pow(2, float64(n)))
 	return min(d, time.Minute)
 }
-
-// asynqLogger routes asynq's logs to slog.
-type asynqLogger struct{ l *slog.Logger }
-
-func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
-func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
-func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
