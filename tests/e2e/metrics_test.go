@@ -262,7 +262,19 @@ func TestServiceMetricsAndReadiness(t *testing.T) {
 		"gateway":  env.Gateway(t, "g1", redisVia, "GATEWAY_EVENT_CONSUMERS=presence,metrics"),
 		"presence": env.Presence(t, "p1", redisVia),
 		"metrics":  env.Metrics(t, "m1", db, redisVia),
+		"history":  env.History(t, "h1", redisVia),
+		"webhooks": env.Webhooks(t, "w1", testenv.Postgres(t), redisVia),
 	}
+	// auth reads Redis only to announce key changes (gateways poll as well),
+	// so its readiness is PostgreSQL's: it is checked for its series only.
+	auth := harness.Start(t, harness.Binary(t, "auth"), []string{
+		"AUTH_ADDR=127.0.0.1:0",
+		"AUTH_DATABASE_URL=" + testenv.Postgres(t),
+		"AUTH_ADMIN_TOKEN=admin-" + testenv.RandomName("token-"),
+		"AUTH_MASTER_KEY=" + strings.Repeat("ab", 32),
+		redisVia,
+		"ROOMCAST_REDIS_PREFIX=" + env.RedisPrefix,
+	})
 	// Traffic, so that labelled series exist.
 	c := dialPresence(t, procs["gateway"].WSURL(), env.Token(t, "u", allCaps, time.Hour))
 	c.call(map[string]any{"op": "join", "room": "r"})
@@ -277,11 +289,15 @@ func TestServiceMetricsAndReadiness(t *testing.T) {
 			"go_goroutines", "process_resident_memory_bytes"},
 		"presence": {"roomcast_presence_members", "roomcast_presence_tasks_total", "roomcast_queue_tasks", "roomcast_redis_errors_total", "go_goroutines", "process_cpu_seconds_total"},
 		"metrics":  {"roomcast_metrics_events_applied_total", "roomcast_queue_tasks", "roomcast_tasks_total", "roomcast_redis_errors_total", "go_goroutines", "process_cpu_seconds_total"},
+		"history":  {"roomcast_history_batches_total", "roomcast_history_inserted_total", "roomcast_queue_tasks", "roomcast_redis_errors_total", "go_goroutines", "process_cpu_seconds_total"},
+		"webhooks": {"roomcast_webhooks_delivered_total", "roomcast_webhooks_dead_total", "roomcast_queue_tasks", "roomcast_redis_errors_total", "go_goroutines", "process_cpu_seconds_total"},
+		"auth":     {"roomcast_auth_tokens_issued_total", "roomcast_redis_errors_total", "go_goroutines", "process_cpu_seconds_total"},
 	}
 	testenv.WaitFor(t, 30*time.Second, "the metrics service counted an event", func() bool {
 		return procs["metrics"].Metric(t, "roomcast_metrics_events_applied_total") > 0
 	})
-	for name, p := range procs {
+	for name, p := range map[string]*harness.Process{"auth": auth, "gateway": procs["gateway"], "presence": procs["presence"],
+		"metrics": procs["metrics"], "history": procs["history"], "webhooks": procs["webhooks"]} {
 		fams := scrape(t, p)
 		for _, s := range series[name] {
 			if _, ok := fams[s]; !ok {

@@ -63,6 +63,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	}
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
+	reg := observability.NewRegistry()
+	rdb.AddHook(observability.RedisErrors(reg))
 
 	w := worker.New(st, cfg.RetentionFor, log.With("component", "worker"))
 	queue := events.Queue(cfg.RedisPrefix, "history")
@@ -80,6 +82,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		LogLevel:          asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
+	mux.Use(observability.TaskOutcomes(reg, "history"))
 	w.Register(mux)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("asynq: %w", err)
@@ -88,13 +91,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	job := &retention.Job{Store: st, Redis: rdb, LockKey: cfg.RedisPrefix + "history:lock:retention",
 		Interval: cfg.RetentionInterval, Batch: cfg.RetentionBatch, Log: log.With("component", "retention")}
 
-	reg := observability.NewRegistry()
 	registerMetrics(reg, w, job, rdb, queue)
+	observability.QueueDepths(reg, rdb, map[string]string{"history": queue})
 	hmux := http.NewServeMux()
 	api.New(st, cfg.ServiceToken, log.With("component", "api")).Mount(hmux)
 	observability.Mount(hmux, reg,
 		observability.Check{Name: "postgres", Func: st.Ping},
-		observability.Check{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		observability.RedisCheck(rdb),
 	)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

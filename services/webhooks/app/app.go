@@ -77,6 +77,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	}
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
+	reg := observability.NewRegistry()
+	rdb.AddHook(observability.RedisErrors(reg))
 
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
@@ -103,6 +105,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		LogLevel: asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
+	mux.Use(observability.TaskOutcomes(reg, "webhooks"))
 	in.Register(mux)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("asynq: %w", err)
@@ -114,14 +117,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	ring := apikeys.New(static, cfg.AuthURL, cfg.ServiceToken, log.With("component", "keys"))
 	go ring.Run(runCtx, cfg.KeysRefresh)
 
-	reg := observability.NewRegistry()
 	registerMetrics(reg, disp, in)
+	observability.QueueDepths(reg, rdb, map[string]string{"webhooks": queue})
 	hmux := http.NewServeMux()
 	api.New(api.Config{Store: st, Keys: ring, AllowPrivate: cfg.AllowPrivate, SecretOverlap: cfg.SecretOverlap,
 		Changed: disp.Wake, Log: log.With("component", "api")}).Mount(hmux)
 	observability.Mount(hmux, reg,
 		observability.Check{Name: "postgres", Func: st.Ping},
-		observability.Check{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		observability.RedisCheck(rdb),
 	)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
