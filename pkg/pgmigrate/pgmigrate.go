@@ -14,7 +14,10 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
@@ -91,4 +94,31 @@ func (s Set) Latest() (int64, error) {
 		latest = max(latest, v)
 	}
 	return latest, nil
+}
+
+// Open connects a pool to the database at dbURL (named by envVar in
+// errors, which never quote the URL: it may hold a password), with at
+// least minConns connections allowed, and brings the schema up to date
+// before returning it.
+func (s Set) Open(ctx context.Context, envVar, dbURL string, minConns int32, log *slog.Logger) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a valid PostgreSQL URL", envVar)
+	}
+	pcfg.MaxConns = max(pcfg.MaxConns, minConns)
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	mctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	db := stdlib.OpenDBFromPool(pool)
+	version, err := s.Up(mctx, db, log.With("component", "migrations"))
+	_ = db.Close()
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	log.Info("database ready", "schema_version", version)
+	return pool, nil
 }

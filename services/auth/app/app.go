@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
@@ -39,25 +37,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		return err
 	}
 
-	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		// The URL may hold a password: never quote it.
-		return errors.New("AUTH_DATABASE_URL: not a valid PostgreSQL URL")
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	defer pool.Close()
-	mctx, mcancel := context.WithTimeout(ctx, time.Minute)
-	sqlDB := stdlib.OpenDBFromPool(pool)
-	version, err := migrations.Up(mctx, sqlDB, log.With("component", "migrations"))
-	mcancel()
-	_ = sqlDB.Close()
+	pool, err := migrations.Open(ctx, "AUTH_DATABASE_URL", cfg.DatabaseURL, 0, log)
 	if err != nil {
 		return err
 	}
-	log.Info("database ready", "schema_version", version)
+	defer pool.Close()
 	st := store.New(pool, sealer)
 	if _, err := st.RotateSigningKeyIfOlder(ctx, cfg.SigningKeyRotation, cfg.SigningKeyOverlap); err != nil {
 		return err

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/roomcast/roomcast/pkg/events"
@@ -35,26 +33,11 @@ import (
 // called with the HTTP address once the process is up.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen func(addr net.Addr)) error {
 	log = log.With("service", "history", "node", cfg.NodeID)
-	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		// The URL may hold a password: never quote it.
-		return errors.New("HISTORY_DATABASE_URL: not a valid PostgreSQL URL")
-	}
-	pcfg.MaxConns = max(pcfg.MaxConns, int32(min(cfg.Concurrency, 1000))+4) //nolint:gosec // bounded
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	defer pool.Close()
-	mctx, mcancel := context.WithTimeout(ctx, time.Minute)
-	sqlDB := stdlib.OpenDBFromPool(pool)
-	version, err := migrations.Up(mctx, sqlDB, log.With("component", "migrations"))
-	mcancel()
-	_ = sqlDB.Close()
+	pool, err := migrations.Open(ctx, "HISTORY_DATABASE_URL", cfg.DatabaseURL, int32(min(cfg.Concurrency, 1000))+4, log) //nolint:gosec // bounded
 	if err != nil {
 		return err
 	}
-	log.Info("database ready", "schema_version", version)
+	defer pool.Close()
 	st := store.New(pool)
 
 	ropts, err := redis.ParseURL(cfg.RedisURL)

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/roomcast/roomcast/pkg/auth/apikeys"
@@ -42,26 +40,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	if len(keys) == 0 && cfg.AuthURL == "" {
 		log.Warn("ROOMCAST_KEYS and ROOMCAST_AUTH_URL are empty: the usage API will refuse every API key")
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		// The URL may hold a password: never quote it.
-		return errors.New("METRICS_DATABASE_URL: not a valid PostgreSQL URL")
-	}
-	pcfg.MaxConns = max(pcfg.MaxConns, int32(min(cfg.Concurrency, 1000))+4) //nolint:gosec // bounded
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	defer pool.Close()
-	mctx, mcancel := context.WithTimeout(ctx, time.Minute)
-	sqlDB := stdlib.OpenDBFromPool(pool)
-	version, err := migrations.Up(mctx, sqlDB, log.With("component", "migrations"))
-	mcancel()
-	_ = sqlDB.Close()
+	pool, err := migrations.Open(ctx, "METRICS_DATABASE_URL", cfg.DatabaseURL, int32(min(cfg.Concurrency, 1000))+4, log) //nolint:gosec // bounded
 	if err != nil {
 		return err
 	}
-	log.Info("database ready", "schema_version", version)
+	defer pool.Close()
 	st := store.New(pool)
 
 	ropts, err := redis.ParseURL(cfg.RedisURL)

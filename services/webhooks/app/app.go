@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -51,24 +49,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	if err != nil {
 		return err
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		return errors.New("WEBHOOKS_DATABASE_URL: not a valid PostgreSQL URL") // never quote it: it may hold a password
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	defer pool.Close()
-	mctx, mcancel := context.WithTimeout(ctx, time.Minute)
-	sqlDB := stdlib.OpenDBFromPool(pool)
-	version, err := migrations.Up(mctx, sqlDB, log.With("component", "migrations"))
-	mcancel()
-	_ = sqlDB.Close()
+	pool, err := migrations.Open(ctx, "WEBHOOKS_DATABASE_URL", cfg.DatabaseURL, 0, log)
 	if err != nil {
 		return err
 	}
-	log.Info("database ready", "schema_version", version)
+	defer pool.Close()
 	st := store.New(pool, sealer)
 
 	ropts, err := redis.ParseURL(cfg.RedisURL)

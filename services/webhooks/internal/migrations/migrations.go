@@ -8,6 +8,8 @@ import (
 	"embed"
 	"log/slog"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/roomcast/roomcast/pkg/pgmigrate"
 )
 
@@ -26,6 +28,12 @@ func Up(ctx context.Context, db *sql.DB, log *slog.Logger) (int64, error) {
 
 // Down rolls every migration back (for tests of the down steps).
 func Down(ctx context.Context, db *sql.DB) error { return set.Down(ctx, db) }
+
+// Open connects to the service's database and migrates it (see
+// pgmigrate.Set.Open).
+func Open(ctx context.Context, envVar, dbURL string, minConns int32, log *slog.Logger) (*pgxpool.Pool, error) {
+	return set.Open(ctx, envVar, dbURL, minConns, log)
+}
 
 // Latest is the version of the newest migration file.
 func Latest() (int64, error) { return set.Latest() }
