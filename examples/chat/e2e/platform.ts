@@ -135,11 +135,13 @@ export class Platform {
       GATEWAY_IP_BURST: "100000",
       AUTH_ADDR: "127.0.0.1:0",
       AUTH_DATABASE_URL: await this.database(),
-      // roomcast run also hosts history and webhooks: their own databases
-      // and ports, so several nodes can run side by side.
+      // roomcast run also hosts history, webhooks and metrics: their own
+      // databases and ports, so several nodes can run side by side.
       HISTORY_DATABASE_URL: await this.database(),
       WEBHOOKS_DATABASE_URL: await this.database(),
       WEBHOOKS_ADDR: "127.0.0.1:0",
+      METRICS_DATABASE_URL: await this.database(),
+      METRICS_ADDR: "127.0.0.1:0",
       ...opts.env,
     });
     const banner = await waitFor(`${node}: roomcast run banner`, 30000, () => {
