@@ -59,10 +59,14 @@ type Client struct {
 	roomHandlers     map[string]func(protocol.Message)
 	anyHandler       func(protocol.Message)
 	presenceHandlers map[string]func(protocol.PresenceEvent)
+	metricsHandlers  map[string]func(protocol.RoomMetrics)
 
 	// entered is the presence data of each room this Client entered (guarded
 	// by mu); a reconnect enters again.
 	entered map[string][]byte
+	// watched is the live metrics interval (ms) of each watched room
+	// (guarded by mu); a reconnect watches again.
+	watched map[string]int
 
 	events chan event
 	queued atomic.Int64  // messages in events; state changes do not count
@@ -88,6 +92,7 @@ type roomState struct {
 type event struct {
 	msg      *protocol.Message
 	presence *protocol.PresenceEvent
+	metrics  *protocol.RoomMetrics
 	epoch    *EpochChange // reported just before msg
 	state    *StateChange
 }
@@ -111,6 +116,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		rooms:            make(map[string]*roomState),
 		roomHandlers:     make(map[string]func(protocol.Message)),
 		presenceHandlers: make(map[string]func(protocol.PresenceEvent)),
+		metricsHandlers:  make(map[string]func(protocol.RoomMetrics)),
+		watched:          make(map[string]int),
 		entered:          make(map[string][]byte),
 		// Room for state changes beyond the message buffer: they never
 		// take a message's place.
@@ -146,7 +153,7 @@ func (c *Client) dial(ctx context.Context) (*wire, error) {
 		return nil, err
 	}
 	cfg.Token, cfg.TokenProvider = tok, nil
-	w, err := dialWire(ctx, cfg, c.accept)
+	w, err := dialWire(ctx, cfg, c.accept, c.acceptMetrics)
 	if err != nil {
 		return nil, err
 	}
@@ -541,6 +548,15 @@ func (c *Client) deliver() {
 		}
 		if ev.epoch != nil && c.cfg.OnEpochChange != nil {
 			c.cfg.OnEpochChange(*ev.epoch)
+		}
+		if m := ev.metrics; m != nil {
+			c.handlersMu.RLock()
+			h := c.metricsHandlers[m.Room]
+			c.handlersMu.RUnlock()
+			if h != nil {
+				h(*m)
+			}
+			continue
 		}
 		if p := ev.presence; p != nil {
 			c.handlersMu.RLock()

@@ -203,6 +203,10 @@ func (c *wire) handleFrame(payload []byte) error {
 		if !c.accept(m, p) {
 			return ErrMessageBufferFull
 		}
+	case f.Metrics != nil:
+		if c.metrics != nil {
+			c.metrics(f.Metrics)
+		}
 	case f.Connected != nil:
 		c.log.Warn("roomcast: ignoring a repeated connected frame")
 	}

@@ -180,4 +180,5 @@ func (c *Client) reenter(ctx context.Context, w *wire) {
 			c.log.Warn("roomcast: presence enter after reconnect failed", "room", room, "err", err)
 		}
 	}
+	c.rewatch(ctx, w)
 }

@@ -50,6 +50,8 @@ type wire struct {
 	ended     bool // the reader has exited; guarded by pendingMu
 
 	accept func(*protocol.Message, *protocol.PresenceEvent) bool
+	// metrics receives live room metrics pushes (best effort).
+	metrics func(*protocol.RoomMetrics)
 
 	closing    atomic.Bool
 	closeOnce  sync.Once
@@ -69,7 +71,7 @@ type wire struct {
 // message buffer is full. ctx bounds the whole handshake. A server that closes
 // during the handshake (invalid or expired token, rejected Origin) yields a
 // *CloseError; an HTTP refusal of the upgrade yields a *HandshakeError.
-func dialWire(ctx context.Context, cfg Config, accept func(*protocol.Message, *protocol.PresenceEvent) bool) (*wire, error) {
+func dialWire(ctx context.Context, cfg Config, accept func(*protocol.Message, *protocol.PresenceEvent) bool, metrics func(*protocol.RoomMetrics)) (*wire, error) {
 	cfg, u, err := cfg.normalize()
 	if err != nil {
 		return nil, err
@@ -131,6 +133,7 @@ func dialWire(ctx context.Context, cfg Config, accept func(*protocol.Message, *p
 		bw:         bufio.NewWriter(conn),
 		pending:    make(map[uint64]*call),
 		accept:     accept,
+		metrics:    metrics,
 		readerDone: make(chan struct{}),
 	}
 	c.rd.OnIntermediate = c.handleIntermediate
