@@ -16,7 +16,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 )
@@ -208,4 +210,13 @@ func Decode(t *asynq.Task, v any) error {
 		return fmt.Errorf("events: decode %s: %w: %w", t.Type(), err, asynq.SkipRetry)
 	}
 	return nil
+}
+
+// RetryBackoff is an asynq retry delay that doubles from base up to max:
+// a task that failed on a Redis, RabbitMQ or PostgreSQL blip runs again
+// soon after it is back, not after asynq's default of 15 s and more.
+func RetryBackoff(base, max time.Duration) asynq.RetryDelayFunc {
+	return func(n int, _ error, _ *asynq.Task) time.Duration {
+		return min(time.Duration(float64(base)*math.Pow(2, float64(n))), max)
+	}
 }

@@ -6,7 +6,6 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/observability"
 	"github.com/roomcast/roomcast/pkg/seal"
+	"github.com/roomcast/roomcast/pkg/service"
 	"github.com/roomcast/roomcast/services/auth/config"
 	"github.com/roomcast/roomcast/services/auth/internal/api"
 	"github.com/roomcast/roomcast/services/auth/internal/migrations"
@@ -86,25 +86,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 
 	go rotateSigningKeys(ctx, st, cfg, log, notify)
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	hs, err := service.ListenHTTP(cfg.Addr, mux, 10*time.Second)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
-	if onListen != nil {
-		onListen(ln.Addr())
-	}
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+	hs.Announce(log, onListen)
+	if err := hs.Wait(ctx); err != nil {
+		return err
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := hs.Shutdown(sctx); err != nil {
 		log.Warn("shutdown: requests still running at the deadline", "err", err)
 	}
 	log.Info("stopped")

@@ -23,6 +23,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/presence"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/roomlog"
+	"github.com/roomcast/roomcast/pkg/service"
 	"github.com/roomcast/roomcast/pkg/session"
 	"github.com/roomcast/roomcast/services/gateway/config"
 	"github.com/roomcast/roomcast/services/gateway/internal/conn"
@@ -151,24 +152,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		}},
 	)
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	hs, err := service.ListenHTTP(cfg.Addr, mux, cfg.HandshakeTimeout)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+		return err
 	}
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: cfg.HandshakeTimeout}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "ws", "/v1/connect")
-	if onListen != nil {
-		onListen(ln.Addr())
+	hs.Announce(log, onListen, "ws", "/v1/connect")
+	if err := hs.Wait(ctx); err != nil {
+		return err
 	}
-
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-		log.Info("draining", "timeout", cfg.DrainTimeout.String())
-	}
+	log.Info("draining", "timeout", cfg.DrainTimeout.String())
 
 	// Drain: refuse new connections, tell clients to resume elsewhere, let
 	// in-flight publishes finish, then stop — all within DrainTimeout.
@@ -181,7 +173,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	if err := h.WaitInflight(ctx); err != nil {
 		log.Warn("drain: publishes still unconfirmed at the deadline", "err", err)
 	}
-	_ = httpSrv.Shutdown(ctx)
+	_ = hs.Shutdown(ctx)
 	// Connections have enqueued their presence detaches; hand them to
 	// Redis before going. The lease is left to expire: members whose
 	// clients resume elsewhere are taken over before the sweep finds them.

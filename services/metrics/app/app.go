@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/auth/apikeys"
 	"github.com/roomcast/roomcast/pkg/events"
 	"github.com/roomcast/roomcast/pkg/observability"
+	"github.com/roomcast/roomcast/pkg/service"
 	"github.com/roomcast/roomcast/services/metrics/config"
 	"github.com/roomcast/roomcast/services/metrics/internal/api"
 	"github.com/roomcast/roomcast/services/metrics/internal/migrations"
@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		Queues:            map[string]int{queue: 1},
 		TaskCheckInterval: cfg.PollInterval,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
-		RetryDelayFunc:    retryDelay,
+		RetryDelayFunc:    events.RetryBackoff(200*time.Millisecond, time.Minute),
 		Logger:            observability.AsynqLogger(log.With("component", "asynq")),
 		LogLevel:          asynq.WarnLevel,
 	})
@@ -83,43 +83,28 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		observability.Check{Name: "postgres", Func: st.Ping},
 		observability.RedisCheck(rdb),
 	)
-	ln, err := net.Listen("tcp", cfg.Addr)
+	hs, err := service.ListenHTTP(cfg.Addr, hmux, 10*time.Second)
 	if err != nil {
 		srv.Shutdown()
-		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+		return err
 	}
-	httpSrv := &http.Server{Handler: hmux, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(ln) }()
 
 	bgCtx, stopBg := context.WithCancel(ctx)
 	defer stopBg()
 	go ring.Run(bgCtx, cfg.KeysRefresh)
 	go worker.Prune(bgCtx, st, cfg.DedupeWindow, 10*time.Minute, log.With("component", "prune"))
 
-	log.Info("listening", "addr", ln.Addr().String(), "queue", queue)
-	if onListen != nil {
-		onListen(ln.Addr())
-	}
-	select {
-	case err := <-serveErr:
+	hs.Announce(log, onListen, "queue", queue)
+	if err := hs.Wait(ctx); err != nil {
 		srv.Shutdown()
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+		return err
 	}
 	log.Info("stopping", "timeout", cfg.ShutdownTimeout.String())
 	stopBg()
 	srv.Shutdown() // waits up to ShutdownTimeout for tasks in progress
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = httpSrv.Shutdown(sctx)
+	_ = hs.Shutdown(sctx)
 	log.Info("stopped")
 	return nil
-}
-
-// retryDelay retries fast at first: an event that failed on a database
-// blip should be counted soon after it is back.
-func retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
-	d := time.Duration(float64(200*time.Millisecond) * math.Pow(2, float64(n)))
-	return min(d, time.Minute)
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/observability"
 	"github.com/roomcast/roomcast/pkg/presence"
 	"github.com/roomcast/roomcast/pkg/roomlog"
+	"github.com/roomcast/roomcast/pkg/service"
 	"github.com/roomcast/roomcast/services/presence/config"
 	"github.com/roomcast/roomcast/services/presence/internal/worker"
 )
@@ -71,7 +71,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		TaskCheckInterval:        cfg.PollInterval,
 		DelayedTaskCheckInterval: time.Second, // detach tasks wait out the grace in the scheduled set
 		ShutdownTimeout:          cfg.ShutdownTimeout,
-		RetryDelayFunc:           retryDelay,
+		RetryDelayFunc:           events.RetryBackoff(100*time.Millisecond, 30*time.Second),
 		Logger:                   observability.AsynqLogger(log.With("component", "asynq")),
 		LogLevel:                 asynq.WarnLevel,
 	})
@@ -95,43 +95,27 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 			return nil
 		}},
 	)
-	ln, err := net.Listen("tcp", cfg.Addr)
+	hs, err := service.ListenHTTP(cfg.Addr, hmux, 10*time.Second)
 	if err != nil {
 		srv.Shutdown()
-		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+		return err
 	}
-	httpSrv := &http.Server{Handler: hmux, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(ln) }()
 
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	go w.RunSweeper(sweepCtx, cfg.SweepInterval)
 
-	log.Info("listening", "addr", ln.Addr().String(), "queue", queue)
-	if onListen != nil {
-		onListen(ln.Addr())
-	}
-	select {
-	case err := <-serveErr:
+	hs.Announce(log, onListen, "queue", queue)
+	if err := hs.Wait(ctx); err != nil {
 		srv.Shutdown()
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+		return err
 	}
 	log.Info("stopping", "timeout", cfg.ShutdownTimeout.String())
 	stopSweep()
 	srv.Shutdown() // waits up to ShutdownTimeout for tasks in progress
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = httpSrv.Shutdown(sctx)
+	_ = hs.Shutdown(sctx)
 	log.Info("stopped")
 	return nil
-}
-
-// retryDelay retries fast at first: a presence change that failed on a
-// Redis or RabbitMQ blip should show within a second once they are back,
-// not after asynq's default of 15 s and more.
-func retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
-	d := time.Duration(float64(100*time.Millisecond) * math.Pow(2, float64(n)))
-	return min(d, 30*time.Second)
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/events"
 	"github.com/roomcast/roomcast/pkg/observability"
 	"github.com/roomcast/roomcast/pkg/seal"
+	"github.com/roomcast/roomcast/pkg/service"
 	"github.com/roomcast/roomcast/services/webhooks/config"
 	"github.com/roomcast/roomcast/services/webhooks/internal/api"
 	"github.com/roomcast/roomcast/services/webhooks/internal/deliver"
@@ -83,11 +83,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		Queues:            map[string]int{queue: 1},
 		TaskCheckInterval: cfg.PollInterval,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
-		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
-			return min(time.Duration(float64(100*time.Millisecond)*math.Pow(2, float64(n))), 30*time.Second)
-		},
-		Logger:   observability.AsynqLogger(log.With("component", "asynq")),
-		LogLevel: asynq.WarnLevel,
+		RetryDelayFunc:    events.RetryBackoff(100*time.Millisecond, 30*time.Second),
+		Logger:            observability.AsynqLogger(log.With("component", "asynq")),
+		LogLevel:          asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
 	mux.Use(observability.TaskOutcomes(reg, "webhooks"))
@@ -111,24 +109,16 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		observability.Check{Name: "postgres", Func: st.Ping},
 		observability.RedisCheck(rdb),
 	)
-	ln, err := net.Listen("tcp", cfg.Addr)
+	hs, err := service.ListenHTTP(cfg.Addr, hmux, 10*time.Second)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+		return err
 	}
-	httpSrv := &http.Server{Handler: hmux, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(ln) }()
 	if cfg.AllowPrivate {
 		log.Warn("WEBHOOKS_ALLOW_PRIVATE is on: endpoints may reach loopback, private and metadata addresses (local development only)")
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "queue", queue)
-	if onListen != nil {
-		onListen(ln.Addr())
-	}
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+	hs.Announce(log, onListen, "queue", queue)
+	if err := hs.Wait(ctx); err != nil {
+		return err
 	}
 	log.Info("stopping", "timeout", cfg.ShutdownTimeout.String())
 	srv.Shutdown()
@@ -140,7 +130,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = httpSrv.Shutdown(sctx)
+	_ = hs.Shutdown(sctx)
 	log.Info("stopped")
 	return nil
 }
