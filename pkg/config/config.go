@@ -52,6 +52,22 @@ func Load(cfg any) error {
 	return nil
 }
 
+// LoadValid reads a service's configuration (a struct C with env tags whose
+// pointer has Validate) from the environment and validates it.
+func LoadValid[C any, P interface {
+	*C
+	Validate() error
+}]() (*C, error) {
+	var c C
+	if err := Load(&c); err != nil {
+		return nil, err
+	}
+	if err := P(&c).Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
 // Validate checks the common fields and fills in derived defaults.
 func (c *Common) Validate() error {
 	if c.Shards < 1 {

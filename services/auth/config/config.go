@@ -63,16 +63,7 @@ type Config struct {
 func (c *Config) Logging() (format, level string) { return c.LogFormat, c.LogLevel }
 
 // Load reads the configuration from the environment and validates it.
-func Load() (*Config, error) {
-	var c Config
-	if err := pkgconfig.Load(&c); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
+func Load() (*Config, error) { return pkgconfig.LoadValid[Config]() }
 
 // Validate checks the configuration. Errors never quote a secret.
 func (c *Config) Validate() error {

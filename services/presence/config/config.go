@@ -64,16 +64,7 @@ func (c *Config) Consumers() ([]string, error) {
 }
 
 // Load reads the configuration from the environment and validates it.
-func Load() (*Config, error) {
-	var c Config
-	if err := pkgconfig.Load(&c); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
+func Load() (*Config, error) { return pkgconfig.LoadValid[Config]() }
 
 // Validate checks ranges and fills derived defaults.
 func (c *Config) Validate() error {
