@@ -10,8 +10,8 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/history"
+	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/protocol"
-	"github.com/roomcast/roomcast/services/gateway/internal/httpjson"
 )
 
 // HistoryReader pages a room's history (pkg/history.Reader).

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/presence"
 	"github.com/roomcast/roomcast/pkg/protocol"
-	"github.com/roomcast/roomcast/services/gateway/internal/httpjson"
 )
 
 // PresenceReader reads presence sets (pkg/presence.Store).

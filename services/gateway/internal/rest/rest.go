@@ -23,9 +23,9 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/envelope"
+	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/services/gateway/config"
-	"github.com/roomcast/roomcast/services/gateway/internal/httpjson"
 	"github.com/roomcast/roomcast/services/gateway/internal/hub"
 )
 

@@ -21,9 +21,9 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/services/gateway/internal/conn"
-	"github.com/roomcast/roomcast/services/gateway/internal/httpjson"
 	"github.com/roomcast/roomcast/services/gateway/internal/wsframe"
 )
 

@@ -6,7 +6,6 @@ package api
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/history"
+	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/protocol"
 )
 
@@ -103,7 +103,5 @@ func errorBody(code, msg string) map[string]any {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	httpjson.Write(w, status, v)
 }

@@ -10,7 +10,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/services/metrics/internal/store"
 )
@@ -167,7 +167,7 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request) {
 		t.PeakPresence = max(t.PeakPresence, b.PeakPresence)
 		t.CurrentConnections, t.CurrentPresence = b.CurrentConnections, b.CurrentPresence
 	}
-	write(w, http.StatusOK, resp)
+	httpjson.Write(w, http.StatusOK, resp)
 }
 
 // parseTime reads RFC 3339 or unix milliseconds; "" is def.
@@ -185,13 +185,6 @@ func parseTime(s string, def time.Time) (time.Time, error) {
 	return t, nil
 }
 
-type errorBody struct {
-	Error struct {
-		Code    protocol.Code `json:"code"`
-		Message string        `json:"message"`
-	} `json:"error"`
-}
-
 func writeErr(w http.ResponseWriter, perr *protocol.Error) {
 	status := http.StatusBadRequest
 	switch perr.Code {
@@ -202,15 +195,5 @@ func writeErr(w http.ResponseWriter, perr *protocol.Error) {
 	case protocol.CodeUnavailable:
 		status = http.StatusServiceUnavailable
 	}
-	var b errorBody
-	b.Error.Code, b.Error.Message = perr.Code, perr.Message
-	write(w, status, b)
-}
-
-func write(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	httpjson.WriteError(w, status, perr.Code, perr.Message)
 }

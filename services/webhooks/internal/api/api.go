@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/webhooks"
 	"github.com/roomcast/roomcast/services/webhooks/internal/safenet"
@@ -102,12 +103,8 @@ func (a *API) route(mux *http.ServeMux, pattern string, h handler) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	httpjson.Write(w, status, v)
 }
 
 func (a *API) authenticate(r *http.Request) (string, *apiError) {

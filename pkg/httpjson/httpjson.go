@@ -1,4 +1,4 @@
-// Package httpjson writes the gateway's HTTP responses: JSON bodies, and
+// Package httpjson writes the services' HTTP responses: JSON bodies, and
 // one error shape everywhere — {"error":{"code":"...","message":"..."}}
 // with a stable code from pkg/protocol.
 package httpjson
