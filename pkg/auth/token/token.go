@@ -103,32 +103,7 @@ func Mint(k Key, clientID string, caps Capabilities, ttl time.Duration, now time
 	if err := k.Validate(); err != nil {
 		return "", fmt.Errorf("mint token: key: %w", err)
 	}
-	if err := validateClientID(clientID); err != nil {
-		return "", fmt.Errorf("mint token: %w", err)
-	}
-	if err := caps.Validate(); err != nil {
-		return "", fmt.Errorf("mint token: %w", err)
-	}
-	if ttl < time.Second {
-		return "", fmt.Errorf("mint token: ttl %v is shorter than a second", ttl)
-	}
-	claims := &Claims{
-		App:  k.App,
-		Caps: caps,
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   clientID,
-			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        rand.Text(),
-		},
-	}
-	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
-	t.Header["kid"] = k.ID
-	s, err := t.SignedString(k.Secret)
-	if err != nil {
-		return "", fmt.Errorf("mint token: sign: %w", err)
-	}
-	return s, nil
+	return signClaims(jwt.SigningMethodHS256, k.ID, k.Secret, &Claims{App: k.App, Caps: caps}, clientID, ttl, now)
 }
 
 // SigningKey is one of the auth service's Ed25519 token-signing keys.
@@ -147,29 +122,31 @@ func MintEdDSA(sk SigningKey, apiKey Key, clientID string, caps Capabilities, tt
 	if !validName(apiKey.App) || !validName(apiKey.ID) {
 		return "", errors.New("mint token: invalid API key app or id")
 	}
+	return signClaims(jwt.SigningMethodEdDSA, sk.ID, sk.Private, &Claims{App: apiKey.App, Caps: caps, APIKey: apiKey.ID}, clientID, ttl, now)
+}
+
+// signClaims fills in the registered claims of c (subject clientID, issued now,
+// expiring ttl later, a random id), checks clientID, caps and ttl, and
+// signs with method and key under the "kid" header.
+func signClaims(method jwt.SigningMethod, kid string, key any, c *Claims, clientID string, ttl time.Duration, now time.Time) (string, error) {
 	if err := validateClientID(clientID); err != nil {
 		return "", fmt.Errorf("mint token: %w", err)
 	}
-	if err := caps.Validate(); err != nil {
+	if err := c.Caps.Validate(); err != nil {
 		return "", fmt.Errorf("mint token: %w", err)
 	}
 	if ttl < time.Second {
 		return "", fmt.Errorf("mint token: ttl %v is shorter than a second", ttl)
 	}
-	claims := &Claims{
-		App:    apiKey.App,
-		Caps:   caps,
-		APIKey: apiKey.ID,
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   clientID,
-			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        rand.Text(),
-		},
+	c.RegisteredClaims = jwt.RegisteredClaims{
+		Subject:   clientID,
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		IssuedAt:  jwt.NewNumericDate(now),
+		ID:        rand.Text(),
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
-	t.Header["kid"] = sk.ID
-	s, err := t.SignedString(sk.Private)
+	t := jwt.NewWithClaims(method, c)
+	t.Header["kid"] = kid
+	s, err := t.SignedString(key)
 	if err != nil {
 		return "", fmt.Errorf("mint token: sign: %w", err)
 	}
