@@ -1,0 +1,312 @@
+package oauthlogin
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/roomcast/roomcast/pkg/testenv"
+)
+
+const (
+	testApp      = "demo"
+	appRedirect  = "https://app.example.com/auth/done?from=test"
+	testCallback = "http://127.0.0.1:1/v1/apps/demo/auth/oauth/corp/callback" // never served: the test browser stops there
+)
+
+// memProviders and memPolicy are in-memory stand-ins for the store (the
+// Flow's own small interfaces; Redis and the providers are real).
+type memProviders map[string]Provider
+
+func (m memProviders) OAuthProvider(_ context.Context, app, name string) (Provider, error) {
+	p, ok := m[app+"/"+name]
+	if !ok {
+		return Provider{}, ErrNotFound
+	}
+	return p, nil
+}
+
+type memPolicy map[string][]string
+
+func (m memPolicy) RedirectURIs(_ context.Context, app string) ([]string, error) {
+	uris, ok := m[app]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return uris, nil
+}
+
+type oidcEnv struct {
+	flow *Flow
+	op   *testOP
+	rdb  *redis.Client
+}
+
+// newOIDCEnv runs an OpenID Provider with client "roomcast" and a Flow
+// whose app "demo" has provider "corp" pointing at it.
+func newOIDCEnv(t *testing.T) *oidcEnv {
+	t.Helper()
+	rdb, prefix := testenv.Redis(t)
+	o := startOP(t, "roomcast", "client-secret-1", testCallback)
+	flow := New(Config{
+		Redis: rdb, Prefix: prefix,
+		Providers: memProviders{testApp + "/corp": {
+			App: testApp, Name: "corp", Kind: KindOIDC, Issuer: o.Issuer,
+			ClientID: "roomcast", ClientSecret: "client-secret-1", Scopes: []string{"email", "profile"},
+		}},
+		Policies: memPolicy{testApp: {"https://other.example.com/cb", appRedirect}},
+	})
+	return &oidcEnv{flow: flow, op: o, rdb: rdb}
+}
+
+// start begins a sign-in and returns the provider's authorization URL.
+func (e *oidcEnv) start(t *testing.T) string {
+	t.Helper()
+	authURL, err := e.flow.Start(context.Background(), testApp, "corp", appRedirect, testCallback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return authURL
+}
+
+// callbackQuery drives a browser through the provider and returns the
+// query the provider sent back to our callback.
+func callbackQuery(t *testing.T, authURL string) url.Values {
+	t.Helper()
+	back := newBrowser(t).signInAtOP(authURL)
+	if got := back.Scheme + "://" + back.Host + back.Path; got != testCallback {
+		t.Fatalf("provider redirected to %s, want the callback %s", back, testCallback)
+	}
+	return back.Query()
+}
+
+// appRedirected checks that redirect goes to the app's redirect_uri (its
+// own query kept) and returns its query.
+func appRedirected(t *testing.T, redirect string) url.Values {
+	t.Helper()
+	u, err := url.Parse(redirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if u.Scheme+"://"+u.Host+u.Path != "https://app.example.com/auth/done" || q.Get("from") != "test" {
+		t.Fatalf("redirect to %s, want the app's redirect_uri", redirect)
+	}
+	return q
+}
+
+func TestOIDCSignIn(t *testing.T) {
+	t.Parallel()
+	e := newOIDCEnv(t)
+	ctx := context.Background()
+
+	authURL := e.start(t)
+	au, _ := url.Parse(authURL)
+	aq := au.Query()
+	if aq.Get("code_challenge_method") != "S256" || aq.Get("code_challenge") == "" || aq.Get("nonce") == "" || aq.Get("state") == "" {
+		t.Fatalf("authorization URL lacks PKCE S256, nonce or state: %s", authURL)
+	}
+	if !strings.Contains(aq.Get("scope"), "openid") {
+		t.Fatalf("scope %q lacks openid", aq.Get("scope"))
+	}
+	// The state lives in Redis, short-lived.
+	if ttl := e.rdb.TTL(ctx, e.flow.stateKey(aq.Get("state"))).Val(); ttl <= 0 || ttl > 10*time.Minute {
+		t.Fatalf("state TTL %s", ttl)
+	}
+
+	q := callbackQuery(t, authURL)
+	redirect, err := e.flow.Callback(ctx, testApp, "corp", q)
+	if err != nil {
+		t.Fatalf("callback: %v", err)
+	}
+	loginCode := appRedirected(t, redirect).Get("login_code")
+	if loginCode == "" {
+		t.Fatalf("redirect %s has no login_code", redirect)
+	}
+	if ttl := e.rdb.TTL(ctx, e.flow.loginKey(testApp, loginCode)).Val(); ttl <= 0 || ttl > LoginCodeTTL {
+		t.Fatalf("login code TTL %s, want ≤ %s", ttl, LoginCodeTTL)
+	}
+
+	// Another app cannot redeem it (and does not burn it).
+	if _, err := e.flow.Redeem(ctx, "other", loginCode); !errors.Is(err, ErrFailed) {
+		t.Fatalf("redeem for another app: %v", err)
+	}
+	id, err := e.flow.Redeem(ctx, testApp, loginCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Identity{Provider: "corp", Subject: opSubject, Email: opEmail, EmailVerified: true}
+	if id.Provider != want.Provider || id.Subject != want.Subject || id.Email != want.Email || !id.EmailVerified {
+		t.Fatalf("identity %+v, want %+v", id, want)
+	}
+
+	// A login code works once.
+	if _, err := e.flow.Redeem(ctx, testApp, loginCode); !errors.Is(err, ErrFailed) {
+		t.Fatalf("replayed login code: %v", err)
+	}
+	// A state works once: the replayed callback has no redirect to go to.
+	if redirect, err := e.flow.Callback(ctx, testApp, "corp", q); !errors.Is(err, ErrFailed) || redirect != "" {
+		t.Fatalf("replayed state: %q, %v", redirect, err)
+	}
+}
+
+func TestOIDCBadState(t *testing.T) {
+	t.Parallel()
+	e := newOIDCEnv(t)
+	ctx := context.Background()
+	q := callbackQuery(t, e.start(t))
+
+	for name, state := range map[string]string{"missing": "", "made up": "bogus-state", "altered": q.Get("state") + "x"} {
+		bad := url.Values{"code": {q.Get("code")}, "state": {state}}
+		if redirect, err := e.flow.Callback(ctx, testApp, "corp", bad); !errors.Is(err, ErrFailed) || redirect != "" {
+			t.Errorf("%s state: %q, %v", name, redirect, err)
+		}
+	}
+	// A state is bound to its app and provider: presented at another
+	// provider's callback it fails (and is spent).
+	if redirect, err := e.flow.Callback(ctx, testApp, "other", q); !errors.Is(err, ErrFailed) || redirect != "" {
+		t.Fatalf("state at another provider: %q, %v", redirect, err)
+	}
+	if _, err := e.flow.Callback(ctx, testApp, "corp", q); !errors.Is(err, ErrFailed) {
+		t.Fatalf("state reused after a failure: %v", err)
+	}
+}
+
+func TestOIDCNonceMismatch(t *testing.T) {
+	t.Parallel()
+	e := newOIDCEnv(t)
+	// The provider signs an ID token whose nonce is not the one we sent.
+	e.op.TamperNonce.Store(true)
+	redirect, err := e.flow.Callback(context.Background(), testApp, "corp", callbackQuery(t, e.start(t)))
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "nonce") {
+		t.Fatalf("callback with a foreign nonce: %v", err)
+	}
+	q := appRedirected(t, redirect)
+	if q.Get("error") != "oauth_failed" || q.Get("login_code") != "" {
+		t.Fatalf("redirect %s, want error=oauth_failed and no login code", redirect)
+	}
+}
+
+func TestOIDCReplayedCode(t *testing.T) {
+	t.Parallel()
+	e := newOIDCEnv(t)
+	ctx := context.Background()
+	q := callbackQuery(t, e.start(t))
+
+	// A second state with the same verifier and nonce, so that only the
+	// code's reuse can make the provider refuse the second exchange.
+	raw, err := e.rdb.Get(ctx, e.flow.stateKey(q.Get("state"))).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.Set(ctx, e.flow.stateKey("second-state"), raw, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := e.flow.Callback(ctx, testApp, "corp", q); err != nil {
+		t.Fatalf("first callback: %v", err)
+	}
+	replay := url.Values{"code": {q.Get("code")}, "state": {"second-state"}}
+	redirect, err := e.flow.Callback(ctx, testApp, "corp", replay)
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "code exchange") {
+		t.Fatalf("replayed code: %v", err)
+	}
+	if appRedirected(t, redirect).Get("error") != "oauth_failed" {
+		t.Fatalf("redirect %s, want error=oauth_failed", redirect)
+	}
+}
+
+func TestOIDCWrongVerifier(t *testing.T) {
+	t.Parallel()
+	e := newOIDCEnv(t)
+	ctx := context.Background()
+	q := callbackQuery(t, e.start(t))
+	// Swap the stored PKCE verifier: the provider must refuse the code.
+	key := e.flow.stateKey(q.Get("state"))
+	raw := e.rdb.Get(ctx, key).Val()
+	if err := e.rdb.Set(ctx, key, strings.Replace(raw, `"verifier":"`, `"verifier":"x`, 1), time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.flow.Callback(ctx, testApp, "corp", q); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "code exchange") {
+		t.Fatalf("callback with another verifier: %v", err)
+	}
+}
+
+func TestOIDCProviderError(t *testing.T) {
+	t.Parallel()
+	e := newOIDCEnv(t)
+	au, _ := url.Parse(e.start(t))
+	// The user declined at the provider.
+	q := url.Values{"error": {"access_denied"}, "state": {au.Query().Get("state")}}
+	redirect, err := e.flow.Callback(context.Background(), testApp, "corp", q)
+	if !errors.Is(err, ErrFailed) || appRedirected(t, redirect).Get("error") != "oauth_failed" {
+		t.Fatalf("provider error: %q, %v", redirect, err)
+	}
+}
+
+func TestStartChecks(t *testing.T) {
+	t.Parallel()
+	e := newOIDCEnv(t)
+	ctx := context.Background()
+	cases := []struct {
+		name, app, provider, redirect string
+		want                          error
+	}{
+		{"unregistered redirect_uri", testApp, "corp", "https://evil.example.com/cb", ErrRedirectURI},
+		{"redirect_uri prefix of a registered one", testApp, "corp", "https://app.example.com/auth/done", ErrRedirectURI},
+		{"no redirect_uri", testApp, "corp", "", ErrRedirectURI},
+		{"unknown provider", testApp, "nope", appRedirect, ErrNotFound},
+		{"app without a policy", "other", "corp", appRedirect, ErrNotFound},
+	}
+	for _, c := range cases {
+		if _, err := e.flow.Start(ctx, c.app, c.provider, c.redirect, testCallback); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+}
+
+func TestGitHubSignIn(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	gh := startGitHub(t, "gh-client", "gh-secret")
+	flow := New(Config{
+		Redis: rdb, Prefix: prefix,
+		Providers: memProviders{testApp + "/github": gh.provider(testApp, "github")},
+		Policies:  memPolicy{testApp: {appRedirect}},
+	})
+	ctx := context.Background()
+	authURL, err := flow.Start(ctx, testApp, "github", appRedirect, testCallback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if au, _ := url.Parse(authURL); au.Query().Get("nonce") != "" || !strings.Contains(au.Query().Get("scope"), "user:email") {
+		t.Fatalf("authorization URL %s: a nonce is for OIDC only; the default scopes read the emails", authURL)
+	}
+	q := newBrowser(t).get(authURL).Query()
+	redirect, err := flow.Callback(ctx, testApp, "github", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := flow.Redeem(ctx, testApp, appRedirected(t, redirect).Get("login_code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Identity{Provider: "github", Subject: "4242", Email: "octo@example.com", EmailVerified: true, Name: "octo"}
+	if id != want {
+		t.Fatalf("identity %+v, want %+v", id, want)
+	}
+
+	// The spent code, presented with a fresh state, is refused by the
+	// provider.
+	authURL, _ = flow.Start(ctx, testApp, "github", appRedirect, testCallback)
+	q2 := newBrowser(t).get(authURL).Query()
+	q2.Set("code", q.Get("code"))
+	if redirect, err := flow.Callback(ctx, testApp, "github", q2); !errors.Is(err, ErrFailed) || appRedirected(t, redirect).Get("error") != "oauth_failed" {
+		t.Fatalf("replayed GitHub code: %q, %v", redirect, err)
+	}
+}

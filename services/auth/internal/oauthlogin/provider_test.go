@@ -1,0 +1,257 @@
+package oauthlogin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// This file builds the providers the tests sign in with: a real OpenID
+// Provider from github.com/zitadel/oidc/v3 (pkg/op over the library's
+// in-memory example storage, with a minimal login form), and a small
+// stand-in for GitHub's OAuth2 endpoints.
+
+// Test users of the example storage (storage.NewUserStore).
+const (
+	opUsername = "test-user@127.0.0.1"
+	opPassword = "verysecure"
+	opSubject  = "id1"
+	opEmail    = "test-user@zitadel.ch"
+)
+
+// testOP is a running OpenID Provider.
+type testOP struct {
+	Issuer string
+	// TamperNonce makes the provider put another nonce in its ID tokens
+	// than the authorization request asked for.
+	TamperNonce atomic.Bool
+}
+
+// tamperingStorage is the example storage, except that it can rewrite
+// the nonce of an authorization request before the provider keeps it, so
+// the ID token the provider signs carries a nonce the client never sent.
+type tamperingStorage struct {
+	*storage.Storage
+	op *testOP
+}
+
+func (s *tamperingStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, userID string) (op.AuthRequest, error) {
+	if s.op.TamperNonce.Load() {
+		cp := *req
+		cp.Nonce = "not-" + req.Nonce
+		req = &cp
+	}
+	return s.Storage.CreateAuthRequest(ctx, req, userID)
+}
+
+// startOP runs an OpenID Provider on a free port with one confidential
+// web client (clientID, secret) allowed to redirect to callbackURL.
+func startOP(t *testing.T, clientID, secret, callbackURL string) *testOP {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	o := &testOP{Issuer: "http://" + srv.Listener.Addr().String()}
+	st := &tamperingStorage{
+		Storage: storage.NewStorageWithClients(storage.NewUserStore(o.Issuer),
+			map[string]*storage.Client{clientID: storage.WebClient(clientID, secret, callbackURL)}),
+		op: o,
+	}
+	provider, err := op.NewProvider(&op.Config{
+		CryptoKey:      sha256.Sum256([]byte("test OP token encryption key")),
+		CodeMethodS256: true,
+		AuthMethodPost: true,
+	}, st, op.StaticIssuer(o.Issuer), op.WithAllowInsecure(),
+		op.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The login UI: the example storage sends the browser to
+	// /login/username?authRequestID=…; a correct password marks the
+	// request done and goes back to the provider's callback.
+	callback := op.AuthCallbackURL(provider)
+	mux := http.NewServeMux()
+	mux.Handle("POST /login/username", op.NewIssuerInterceptor(provider.IssuerFromRequest).HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.FormValue("id")
+		if err := st.CheckUsernamePassword(r.FormValue("username"), r.FormValue("password"), id); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		http.Redirect(w, r, callback(r.Context(), id), http.StatusFound)
+	}))
+	mux.Handle("/", provider)
+	srv.Config.Handler = mux
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return o
+}
+
+// browser follows no redirects by itself, so each hop can be checked.
+type browser struct {
+	t      *testing.T
+	client *http.Client
+}
+
+func newBrowser(t *testing.T) *browser {
+	return &browser{t: t, client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// redirect sends req and returns the absolute Location of its 302/303.
+func (b *browser) redirect(req *http.Request) *url.URL {
+	b.t.Helper()
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("%s %s: %d %s, want a redirect", req.Method, req.URL, resp.StatusCode, body)
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return loc
+}
+
+func (b *browser) get(u string) *url.URL {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.redirect(req)
+}
+
+// signInAtOP takes the browser from the provider's authorization URL
+// through its login form to the redirect back to the client, and returns
+// that redirect (the client's callback with code and state).
+func (b *browser) signInAtOP(authURL string) *url.URL {
+	b.t.Helper()
+	login := b.get(authURL)
+	if login.Path != "/login/username" {
+		b.t.Fatalf("authorize sent the browser to %s, want the login form", login)
+	}
+	form := url.Values{"username": {opUsername}, "password": {opPassword}, "id": {login.Query().Get("authRequestID")}}
+	req, _ := http.NewRequest(http.MethodPost, login.String(), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	back := b.redirect(req)
+	return b.get(back.String())
+}
+
+// fakeGitHub stands in for GitHub's OAuth2 endpoints (authorize, token,
+// user, emails). It is not OIDC: no ID token, no discovery. Codes are
+// one-use and bound to the PKCE challenge and redirect URI.
+type fakeGitHub struct {
+	URL              string
+	clientID, secret string
+
+	mu     sync.Mutex
+	codes  map[string]ghGrant // code → grant
+	tokens map[string]bool
+	n      int
+}
+
+type ghGrant struct{ challenge, redirectURI string }
+
+func startGitHub(t *testing.T, clientID, secret string) *fakeGitHub {
+	t.Helper()
+	g := &fakeGitHub{clientID: clientID, secret: secret, codes: map[string]ghGrant{}, tokens: map[string]bool{}}
+	mux := http.NewServeMux()
+	// authorize: the user approves at once.
+	mux.HandleFunc("GET /login/oauth/authorize", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Get("client_id") != clientID || q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" {
+			http.Error(w, "bad authorization request", http.StatusBadRequest)
+			return
+		}
+		g.mu.Lock()
+		g.n++
+		code := fmt.Sprintf("ghcode%d", g.n)
+		g.codes[code] = ghGrant{challenge: q.Get("code_challenge"), redirectURI: q.Get("redirect_uri")}
+		g.mu.Unlock()
+		back, _ := url.Parse(q.Get("redirect_uri"))
+		bq := back.Query()
+		bq.Set("code", code)
+		bq.Set("state", q.Get("state"))
+		back.RawQuery = bq.Encode()
+		http.Redirect(w, r, back.String(), http.StatusFound)
+	})
+	mux.HandleFunc("POST /login/oauth/access_token", func(w http.ResponseWriter, r *http.Request) {
+		id, sec, ok := r.BasicAuth()
+		if !ok {
+			id, sec = r.FormValue("client_id"), r.FormValue("client_secret")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if id != clientID || subtle.ConstantTimeCompare([]byte(sec), []byte(secret)) != 1 {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":"invalid_client"}`)
+			return
+		}
+		g.mu.Lock()
+		grant, ok := g.codes[r.FormValue("code")]
+		delete(g.codes, r.FormValue("code"))
+		g.mu.Unlock()
+		sum := sha256.Sum256([]byte(r.FormValue("code_verifier")))
+		if !ok || base64.RawURLEncoding.EncodeToString(sum[:]) != grant.challenge || r.FormValue("redirect_uri") != grant.redirectURI {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":"bad_verification_code"}`)
+			return
+		}
+		g.mu.Lock()
+		g.n++
+		tok := fmt.Sprintf("gho_%d", g.n)
+		g.tokens[tok] = true
+		g.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]string{"access_token": tok, "token_type": "bearer", "scope": "read:user,user:email"})
+	})
+	authed := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			g.mu.Lock()
+			ok := g.tokens[tok]
+			g.mu.Unlock()
+			if !ok {
+				http.Error(w, `{"message":"Bad credentials"}`, http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("GET /user", authed(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"id":4242,"login":"octo","name":"","email":"public@example.com"}`)
+	}))
+	mux.HandleFunc("GET /user/emails", authed(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `[{"email":"old@example.com","primary":false,"verified":true},`+
+			`{"email":"unverified@example.com","primary":false,"verified":false},`+
+			`{"email":"octo@example.com","primary":true,"verified":true}]`)
+	}))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	g.URL = srv.URL
+	return g
+}
+
+func (g *fakeGitHub) provider(app, name string) Provider {
+	return Provider{
+		App: app, Name: name, Kind: KindGitHub, ClientID: g.clientID, ClientSecret: g.secret,
+		AuthURL: g.URL + "/login/oauth/authorize", TokenURL: g.URL + "/login/oauth/access_token",
+		UserURL: g.URL + "/user", EmailsURL: g.URL + "/user/emails",
+	}
+}
