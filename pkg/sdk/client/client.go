@@ -892,7 +892,7 @@ func retryFor(err error) protocol.Retry {
 	if errors.As(err, &he) && (he.StatusCode == 401 || he.StatusCode == 403) {
 		return protocol.RetryNever
 	}
-	if errors.Is(err, ErrClosed) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrNoToken) {
 		return protocol.RetryNever
 	}
 	return protocol.RetryBackoff

@@ -33,6 +33,12 @@ var (
 	// for Join (the room stays joined, see Join) and Leave; Publish retries
 	// by itself (non-transient) and returns it only for transient messages.
 	ErrDisconnected = errors.New("roomcast: disconnected")
+	// ErrNoToken, wrapped by a TokenProvider's error, says no token will
+	// ever come again (the user signed out, the session was revoked), so
+	// the Client ends instead of retrying: Dial fails and a reconnect
+	// attempt ends the Client, with Err wrapping the provider's error.
+	// Other provider errors fail only that attempt.
+	ErrNoToken = errors.New("roomcast: token provider has no more tokens")
 )
 
 // ReplyError is a failed request: the server answered with a stable error

@@ -319,3 +319,27 @@ func TestTokenIsRefreshedBeforeItExpires(t *testing.T) {
 		}
 	}
 }
+
+// A provider that says no token will come again (ErrNoToken: the user
+// signed out) ends the Client instead of retrying forever.
+func TestProviderWithoutTokensEndsTheClient(t *testing.T) {
+	g := newFakeGateway(t)
+	var calls atomic.Int32
+	signedOut := errors.New("signed out")
+	provider := func(context.Context) (string, error) {
+		if calls.Add(1) == 1 {
+			return "tok-1", nil
+		}
+		return "", fmt.Errorf("%w: %w", ErrNoToken, signedOut)
+	}
+	c, fc := dial(t, g, Config{TokenProvider: provider, ReconnectBaseDelay: time.Millisecond, ReconnectMaxDelay: time.Millisecond})
+	fc.close(t, protocol.CloseTokenExpired, "expired")
+	waitClosed(t, c.Done(), "Done after the provider ran out of tokens")
+	if !errors.Is(c.Err(), signedOut) || calls.Load() != 2 {
+		t.Fatalf("Err() = %v after %d provider calls, want the provider's error after 2", c.Err(), calls.Load())
+	}
+	_, err := Dial(context.Background(), Config{URL: g.URL(), TokenProvider: provider})
+	if !errors.Is(err, ErrNoToken) {
+		t.Fatalf("Dial = %v, want ErrNoToken", err)
+	}
+}
