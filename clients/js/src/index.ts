@@ -48,3 +48,4 @@ export {
   type HistoryMessage,
 } from "./protocol.js";
 export { RoomcastError, ReplyError, CloseError, DisconnectedError, ClosedError, TimeoutError, TokenError } from "./errors.js";
+export { UsersClient, UserSession, UsersError, SessionEndedError, USERS_ERROR_CODES, type UsersErrorCode, type UsersClientOptions, type UserSessionEvents, type User, type SessionTokens, type MFAChallenge, type SignInResult, type SessionInfo, type TOTPEnrollment, type TokenStorage } from "./users.js";
