@@ -19,7 +19,13 @@ import (
 // Version is the current encoding version; Decode rejects others.
 const Version = 1
 
-const flagTransient = 1 << 0
+const (
+	flagTransient = 1 << 0
+	// flagBinary marks Data as opaque bytes rather than JSON text. Nodes
+	// that predate it ignore the bit (and cannot pass such data to JSON
+	// clients, which they never receive from those nodes' own clients).
+	flagBinary = 1 << 1
+)
 
 // Envelope is one room message.
 type Envelope struct {
@@ -31,7 +37,9 @@ type Envelope struct {
 	From      string
 	Timestamp int64 // unix milliseconds at the publishing node
 	Transient bool
-	Data      []byte
+	// Binary marks Data as opaque bytes (protocol.Message.Binary).
+	Binary bool
+	Data   []byte
 }
 
 // ErrMalformed reports bytes that are not an envelope.
@@ -51,6 +59,9 @@ func (e *Envelope) AppendHead(dst []byte) []byte {
 	var flags byte
 	if e.Transient {
 		flags |= flagTransient
+	}
+	if e.Binary {
+		flags |= flagBinary
 	}
 	dst = append(dst, Version, flags)
 	dst = binary.AppendUvarint(dst, e.Offset)
@@ -79,6 +90,7 @@ func Decode(b []byte) (Envelope, error) {
 		return e, fmt.Errorf("%w: version %d", ErrMalformed, b[0])
 	}
 	e.Transient = b[1]&flagTransient != 0
+	e.Binary = b[1]&flagBinary != 0
 	b = b[2:]
 	var n int
 	if e.Offset, n = binary.Uvarint(b); n <= 0 {
@@ -126,6 +138,7 @@ func (e *Envelope) Message() protocol.Message {
 		Epoch:     e.Epoch,
 		Event:     e.Event,
 		Data:      e.Data,
+		Binary:    e.Binary && len(e.Data) > 0,
 		From:      e.From,
 		Timestamp: e.Timestamp,
 		Transient: e.Transient,

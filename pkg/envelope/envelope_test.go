@@ -12,6 +12,8 @@ func TestRoundTrip(t *testing.T) {
 		{},
 		{App: "demo", Room: "chat.*#:/ünï", Offset: 1<<63 + 5, Epoch: "e1", Event: "msg", From: "u1", Timestamp: -1, Data: []byte(`{"a":1}`)},
 		{App: "a", Room: "r", Transient: true, Timestamp: 1700000000000, Data: bytes.Repeat([]byte{0, 255}, 40000)},
+		{App: "a", Room: "r", Offset: 7, Binary: true, Data: []byte{0, 0xff, 0xc3, 0x28}},
+		{App: "a", Room: "r", Transient: true, Binary: true, Data: []byte{0}},
 	}
 	for _, want := range cases {
 		got, err := Decode(want.Marshal())
@@ -66,5 +68,24 @@ func BenchmarkMarshalDecode(b *testing.B) {
 		if _, err := Decode(buf); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The binary flag reaches the client-facing message, and a flag on no data
+// does not.
+func TestBinaryFlag(t *testing.T) {
+	e := Envelope{App: "a", Room: "r", Binary: true, Data: []byte{0, 1}}
+	got, err := Decode(e.Marshal())
+	if err != nil || !got.Binary {
+		t.Fatalf("Decode: %+v, %v", got, err)
+	}
+	if m := got.Message(); !m.Binary || !bytes.Equal(m.Data, []byte{0, 1}) {
+		t.Fatalf("Message() = %+v", m)
+	}
+	if m := (&Envelope{Binary: true}).Message(); m.Binary {
+		t.Fatal("binary flag on a message without data")
+	}
+	if m := (&Envelope{Data: []byte(`{}`)}).Message(); m.Binary {
+		t.Fatal("JSON data marked binary")
 	}
 }

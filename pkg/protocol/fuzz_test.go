@@ -85,6 +85,12 @@ var commandSeeds = []seed{
 	{"history_bad_direction", `{"id":51,"op":"history","room":"chat","direction":"sideways"}`},
 	{"history_negative_start", `{"id":52,"op":"history","room":"chat","start":-1}`},
 	{"history_offset_string", `{"id":53,"op":"history","room":"chat","from_offset":"1"}`},
+	{"publish_base64", `{"id":60,"op":"publish","room":"r","data":"AP/DKAA=","encoding":"base64"}`},
+	{"publish_base64_empty", `{"id":61,"op":"publish","room":"r","data":"","encoding":"base64"}`},
+	{"publish_base64_invalid", `{"id":62,"op":"publish","room":"r","data":"AP/DKA","encoding":"base64"}`},
+	{"publish_base64_not_string", `{"id":63,"op":"publish","room":"r","data":{"a":1},"encoding":"base64"}`},
+	{"publish_encoding_unknown", `{"id":64,"op":"publish","room":"r","data":"00ff","encoding":"hex"}`},
+	{"encoding_without_data", `{"id":65,"op":"publish","room":"r","encoding":"base64"}`},
 }
 
 var serverFrameSeeds = []seed{
@@ -110,6 +116,9 @@ var serverFrameSeeds = []seed{
 	{"presence_no_member", `{"type":"presence","action":"leave"}`},
 	{"reply_members", `{"type":"reply","id":6,"room":"r","members":[{"client_id":"u","connection_id":"s","since":1}],"cursor":"x"}`},
 	{"reply_count", `{"type":"reply","id":7,"room":"r","count":{"clients":2,"connections":3}}`},
+	{"message_base64", `{"type":"message","room":"r","offset":9,"epoch":"e","data":"AP/DKAA=","encoding":"base64","from":"u","ts":1}`},
+	{"message_base64_bad", `{"type":"message","room":"r","offset":9,"epoch":"e","data":7,"encoding":"base64"}`},
+	{"reply_history_base64", `{"type":"reply","id":8,"room":"r","messages":[{"offset":1,"epoch":"e","data":"AAE=","encoding":"base64","ts":1}]}`},
 }
 
 func FuzzDecodeCommand(f *testing.F) {
@@ -135,7 +144,10 @@ func FuzzDecodeCommand(f *testing.F) {
 		if c.Limit < 0 {
 			t.Fatalf("accepted negative limit from %q", frame)
 		}
-		if c.Data != nil && (len(c.Data) == 0 || !json.Valid(c.Data)) {
+		if c.Binary && len(c.Data) == 0 {
+			t.Fatalf("accepted empty binary data from %q", frame)
+		}
+		if !c.Binary && c.Data != nil && (len(c.Data) == 0 || !json.Valid(c.Data)) {
 			t.Fatalf("accepted data %q that is not one JSON value, from %q", c.Data, frame)
 		}
 
@@ -147,9 +159,11 @@ func FuzzDecodeCommand(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-decode of %q (from %q): %v", enc, frame, err)
 		}
-		// The encoder compacts Data; everything else must be identical.
+		// The encoder compacts JSON data; everything else must be identical.
 		want := c
-		want.Data = compact(t, c.Data)
+		if !c.Binary {
+			want.Data = compact(t, c.Data)
+		}
 		if !reflect.DeepEqual(c2, want) {
 			t.Fatalf("round trip changed the command\nframe: %q\nfirst: %+v\n enc: %q\nagain: %+v", frame, c, enc, c2)
 		}
@@ -216,7 +230,7 @@ func FuzzDecodeServerFrame(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-decode of %q (from %q): %v", enc, frame, err)
 		}
-		if sf.Message != nil {
+		if sf.Message != nil && !sf.Message.Binary {
 			m := *sf.Message
 			m.Data = compact(t, m.Data)
 			sf.Message = &m
@@ -245,8 +259,10 @@ func compact(t *testing.T, data []byte) []byte {
 // so the corpus `go test` replays is the one this file documents.
 func TestFuzzSeedCorpus(t *testing.T) {
 	for target, seeds := range map[string][]seed{
-		"FuzzDecodeCommand":     commandSeeds,
-		"FuzzDecodeServerFrame": serverFrameSeeds,
+		"FuzzDecodeCommand":            commandSeeds,
+		"FuzzDecodeServerFrame":        serverFrameSeeds,
+		"FuzzDecodeCommandMsgpack":     msgpackCommandSeeds,
+		"FuzzDecodeServerFrameMsgpack": msgpackServerFrameSeeds,
 	} {
 		dir := filepath.Join("testdata", "fuzz", target)
 		if *updateCorpus {
@@ -279,5 +295,8 @@ func TestFuzzSeedCorpus(t *testing.T) {
 	}
 	if n := len(commandSeeds); n < 20 {
 		t.Errorf("only %d FuzzDecodeCommand seeds; keep at least 20", n)
+	}
+	if n := len(msgpackCommandSeeds); n < 20 {
+		t.Errorf("only %d FuzzDecodeCommandMsgpack seeds; keep at least 20", n)
 	}
 }

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ type jsonCommand struct {
 	Room           string          `json:"room,omitempty"`
 	Event          string          `json:"event,omitempty"`
 	Data           json.RawMessage `json:"data,omitempty"`
+	Encoding       string          `json:"encoding,omitempty"` // EncodingBase64: data is a base64 string of binary bytes
 	Transient      bool            `json:"transient,omitempty"`
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
 	Since          *jsonPosition   `json:"since,omitempty"`
@@ -50,9 +52,16 @@ type jsonHistoryMessage struct {
 	Epoch     string          `json:"epoch"`
 	Event     string          `json:"event,omitempty"`
 	Data      json.RawMessage `json:"data,omitempty"`
+	Encoding  string          `json:"encoding,omitempty"`
 	From      string          `json:"from,omitempty"`
 	Timestamp int64           `json:"ts"`
 }
+
+// EncodingBase64 marks, in the JSON encoding, a data field that is a
+// base64 string (RFC 4648 standard alphabet, padded) of binary payload
+// bytes instead of a JSON value. Binary payloads reach JSON connections
+// this way, and JSON clients can publish them.
+const EncodingBase64 = "base64"
 
 // History directions on the wire.
 const (
@@ -133,6 +142,7 @@ type jsonServerFrame struct {
 	Epoch     string          `json:"epoch,omitempty"`
 	Event     string          `json:"event,omitempty"`
 	Data      json.RawMessage `json:"data,omitempty"`
+	Encoding  string          `json:"encoding,omitempty"`
 	From      string          `json:"from,omitempty"`
 	Timestamp int64           `json:"ts,omitempty"`
 	Transient bool            `json:"transient,omitempty"`
@@ -162,6 +172,23 @@ func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
 		}
 		return Command{}, perr
 	}
+	c, err := w.command()
+	if err != nil {
+		return Command{}, err
+	}
+	if len(w.Data) > 0 {
+		if c.Data, c.Binary, err = dataFromJSON(w.Data, w.Encoding); err != nil {
+			return Command{}, &Error{Code: CodeBadRequest, Message: err.Error(), ID: c.ID}
+		}
+	} else if w.Encoding != "" && w.Encoding != EncodingBase64 {
+		return Command{}, &Error{Code: CodeBadRequest, Message: errUnknownEncoding.Error(), ID: c.ID}
+	}
+	return c, nil
+}
+
+// command checks a decoded command's id, op and bounds and builds the
+// Command without its data, which each encoding carries in its own way.
+func (w *jsonCommand) command() (Command, error) {
 	if w.ID == nil || *w.ID == 0 {
 		return Command{}, NewError(CodeMissingID, "command has no request id (\"id\": a positive integer)")
 	}
@@ -201,13 +228,45 @@ func (jsonCodec) DecodeCommand(frame []byte) (Command, error) {
 		c.History = &HistoryQuery{Epoch: w.Epoch, FromOffset: w.FromOffset, ToOffset: w.ToOffset,
 			Start: w.Start, End: w.End, Backward: w.Direction == DirectionBackward}
 	}
-	if len(w.Data) > 0 {
-		if !utf8.Valid(w.Data) {
-			return Command{}, &Error{Code: CodeBadRequest, Message: "data is not valid UTF-8", ID: id}
-		}
-		c.Data = []byte(w.Data)
-	}
 	return c, nil
+}
+
+var errUnknownEncoding = errors.New(`encoding must be "base64" or absent`)
+
+// dataFromJSON reads a data field of the JSON encoding: a JSON value, or
+// with encoding "base64" a base64 string of binary bytes. binary is false
+// for an empty string (no data).
+func dataFromJSON(raw json.RawMessage, encoding string) (data []byte, binary bool, err error) {
+	switch encoding {
+	case "":
+		if !utf8.Valid(raw) {
+			return nil, false, errors.New("data is not valid UTF-8")
+		}
+		return []byte(raw), false, nil
+	case EncodingBase64:
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return nil, false, errors.New(`data with "encoding":"base64" must be a JSON string`)
+		}
+		b, err := base64.StdEncoding.Strict().DecodeString(s)
+		if err != nil {
+			return nil, false, errors.New(`data with "encoding":"base64" is not padded standard base64`)
+		}
+		if len(b) == 0 {
+			return nil, false, nil
+		}
+		return b, true, nil
+	}
+	return nil, false, errUnknownEncoding
+}
+
+// base64JSON is binary data as a JSON string of its base64 (whose
+// alphabet needs no escaping).
+func base64JSON(b []byte) json.RawMessage {
+	out := make([]byte, 0, base64.StdEncoding.EncodedLen(len(b))+2)
+	out = append(out, '"')
+	out = base64.StdEncoding.AppendEncode(out, b)
+	return append(out, '"')
 }
 
 func (jsonCodec) AppendCommand(dst []byte, c *Command) ([]byte, error) {
@@ -235,10 +294,13 @@ func (jsonCodec) AppendCommand(dst []byte, c *Command) ([]byte, error) {
 			w.Direction = DirectionBackward
 		}
 	}
-	if len(c.Data) > 0 {
-		if !json.Valid(c.Data) || !utf8.Valid(c.Data) {
-			return dst, errors.New("protocol: command data is not valid UTF-8 JSON")
-		}
+	switch {
+	case len(c.Data) == 0:
+	case c.Binary:
+		w.Data, w.Encoding = base64JSON(c.Data), EncodingBase64
+	case !json.Valid(c.Data) || !utf8.Valid(c.Data):
+		return dst, errors.New("protocol: command data is not valid UTF-8 JSON")
+	default:
 		w.Data = c.Data
 	}
 	return appendJSON(dst, &w)
@@ -290,10 +352,16 @@ func (jsonCodec) AppendServerFrame(dst []byte, f *ServerFrame) ([]byte, error) {
 			w.Messages = make([]jsonHistoryMessage, len(r.Messages))
 			for i := range r.Messages {
 				m := &r.Messages[i]
-				if len(m.Data) > 0 && (!utf8.Valid(m.Data) || !json.Valid(m.Data)) {
+				w.Messages[i] = jsonHistoryMessage{Offset: m.Offset, Epoch: m.Epoch, Event: m.Event, From: m.From, Timestamp: m.Timestamp}
+				switch {
+				case len(m.Data) == 0:
+				case m.Binary:
+					w.Messages[i].Data, w.Messages[i].Encoding = base64JSON(m.Data), EncodingBase64
+				case !utf8.Valid(m.Data) || !json.Valid(m.Data):
 					return dst, errors.New("protocol: history message data is not valid UTF-8 JSON")
+				default:
+					w.Messages[i].Data = m.Data
 				}
-				w.Messages[i] = jsonHistoryMessage{Offset: m.Offset, Epoch: m.Epoch, Event: m.Event, Data: m.Data, From: m.From, Timestamp: m.Timestamp}
 			}
 		}
 		if r.Count != nil {
@@ -323,12 +391,15 @@ func (jsonCodec) AppendServerFrame(dst []byte, f *ServerFrame) ([]byte, error) {
 			Timestamp: m.Timestamp,
 			Transient: m.Transient,
 		}
-		if len(m.Data) > 0 {
+		switch {
+		case len(m.Data) == 0:
+		case m.Binary:
+			w.Data, w.Encoding = base64JSON(m.Data), EncodingBase64
+		case !utf8.Valid(m.Data):
 			// Data that reached us by another path (REST, the broker) must
 			// not turn into a text frame that browsers reject with 1007.
-			if !utf8.Valid(m.Data) {
-				return dst, errors.New("protocol: message data is not valid UTF-8")
-			}
+			return dst, errors.New("protocol: message data is not valid UTF-8")
+		default:
 			w.Data = m.Data
 		}
 	case f.Error != nil:
@@ -393,7 +464,13 @@ func (jsonCodec) DecodeServerFrame(frame []byte) (ServerFrame, error) {
 			r.Messages = make([]Message, len(w.Messages))
 			for i, m := range w.Messages {
 				r.Messages[i] = Message{Room: w.Room, Offset: m.Offset, Epoch: m.Epoch, Event: m.Event, From: m.From, Timestamp: m.Timestamp}
-				if len(m.Data) > 0 {
+				if m.Encoding != "" {
+					data, binary, err := dataFromJSON(m.Data, m.Encoding)
+					if err != nil {
+						return ServerFrame{}, fmt.Errorf("protocol: decode server frame: history message: %w", err)
+					}
+					r.Messages[i].Data, r.Messages[i].Binary = data, binary
+				} else if len(m.Data) > 0 {
 					var b bytes.Buffer
 					if json.Compact(&b, m.Data) == nil {
 						r.Messages[i].Data = b.Bytes()
@@ -429,7 +506,13 @@ func (jsonCodec) DecodeServerFrame(frame []byte) (ServerFrame, error) {
 			Timestamp: w.Timestamp,
 			Transient: w.Transient,
 		}
-		if len(w.Data) > 0 {
+		if w.Encoding != "" {
+			data, binary, err := dataFromJSON(w.Data, w.Encoding)
+			if err != nil {
+				return ServerFrame{}, fmt.Errorf("protocol: decode server frame: message: %w", err)
+			}
+			m.Data, m.Binary = data, binary
+		} else if len(w.Data) > 0 {
 			m.Data = []byte(w.Data)
 		}
 		return ServerFrame{Message: m}, nil

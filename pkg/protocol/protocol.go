@@ -1,9 +1,11 @@
 // Package protocol is the Roomcast client protocol: the message model that
 // clients and gateways exchange, independent of how it is encoded on the wire.
 //
-// A Codec turns the model into bytes. The JSON codec (subprotocol
-// "roomcast.v1.json") is the first; a binary codec of the same model is
-// negotiated the same way. docs/protocol.md is the reference for users.
+// A Codec turns the model into bytes: JSON (subprotocol "roomcast.v1.json",
+// the default) or MessagePack ("roomcast.v1.msgpack"), negotiated per
+// connection. Both carry the same model with the same keys, so messages
+// cross between connections of either codec. docs/protocol.md is the
+// reference for users.
 package protocol
 
 import (
@@ -14,8 +16,11 @@ import (
 
 // Subprotocols and the token carrier in Sec-WebSocket-Protocol.
 const (
-	// SubprotocolJSON selects JSON text frames, version 1.
+	// SubprotocolJSON selects JSON text frames, version 1: the default.
 	SubprotocolJSON = "roomcast.v1.json"
+	// SubprotocolMsgpack selects MessagePack binary frames, version 1: the
+	// same model and keys as JSON, with payload bytes carried as bin.
+	SubprotocolMsgpack = "roomcast.v1.msgpack"
 	// TokenSubprotocolPrefix lets browsers, which cannot set headers on a
 	// WebSocket, pass their token as an extra offered subprotocol:
 	// "roomcast.token.<jwt>". The server never echoes it back.
@@ -99,9 +104,13 @@ type Command struct {
 	Room string
 	// Event is an optional application-defined name for a published message.
 	Event string
-	// Data is the published payload. In the JSON encoding it is the raw bytes
-	// of one JSON value.
+	// Data is the published payload: the UTF-8 text of one JSON value, or,
+	// when Binary is set, opaque bytes.
 	Data []byte
+	// Binary marks Data as opaque bytes (never empty) rather than JSON text.
+	// The msgpack encoding carries them as bin; the JSON encoding as a
+	// base64 string with "encoding":"base64" (see docs/protocol.md).
+	Binary bool
 	// Transient messages skip offsets, recovery and history: best effort,
 	// lowest latency (cursors, typing indicators).
 	Transient bool
@@ -260,11 +269,14 @@ type RoomMetrics struct {
 
 // Message is a room message delivered to a member.
 type Message struct {
-	Room      string
-	Offset    uint64 // 0 for transient messages
-	Epoch     string
-	Event     string
-	Data      []byte
+	Room   string
+	Offset uint64 // 0 for transient messages
+	Epoch  string
+	Event  string
+	Data   []byte
+	// Binary marks Data as opaque bytes (never empty) published as such;
+	// otherwise Data is the UTF-8 text of one JSON value.
+	Binary    bool
 	From      string // publisher's client id ("" for server-side publishes)
 	Timestamp int64  // unix milliseconds at the publishing gateway
 	Transient bool
@@ -306,6 +318,8 @@ func CodecFor(subprotocol string) Codec {
 	switch subprotocol {
 	case SubprotocolJSON:
 		return JSON
+	case SubprotocolMsgpack:
+		return Msgpack
 	}
 	return nil
 }
