@@ -58,6 +58,8 @@ var Consumers = map[string][]string{
 	"history":  {TypeMessagePublished},
 	"webhooks": {TypeConnectionOpened, TypeConnectionClosed, TypeRoomJoined, TypeRoomLeft, TypeMessagePublished, TypePresenceEvent},
 	"metrics":  {TypeConnectionOpened, TypeConnectionClosed, TypeRoomJoined, TypeRoomLeft, TypeMessagePublished, TypePresenceEvent},
+	// users: the auth service's end-user online status.
+	"users": {TypeConnectionOpened, TypeConnectionClosed},
 }
 
 // Batched maps a consumer to the task types it takes in batches: the
