@@ -5,24 +5,30 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/roomcast/roomcast/pkg/auth/authapi"
+	"github.com/roomcast/roomcast/pkg/protocol"
 )
 
 // Error codes the end-user endpoints answer with (docs/users-api.md "Error
-// codes", plus the shared ones the auth service uses everywhere). Switch on
+// codes", plus the shared ones the auth service uses everywhere), as
+// strings: the codes of pkg/auth/authapi and pkg/protocol. Switch on
 // Error.Code, never on Message.
 const (
-	CodeInvalidCredentials = "invalid_credentials" // 401: wrong email/password/code, bad refresh token, blocked user
-	CodeEmailNotVerified   = "email_not_verified"  // 403: correct password, email not verified (a new code was sent)
-	CodeRefreshReused      = "refresh_reused"      // 401: a retired refresh token was presented; the session is revoked
-	CodeMFAInvalid         = "mfa_invalid"         // 401: wrong TOTP or recovery code, or expired mfa_token
-	CodeWeakPassword       = "weak_password"       // 400: password outside 8–256 bytes
-	CodeSignupDisabled     = "signup_disabled"     // 403: the app's policy forbids sign-up or anonymous users
-	CodeOAuthFailed        = "oauth_failed"        // 400: bad or replayed state, nonce mismatch, code refused
-	CodeRateLimited        = "rate_limited"        // 429: over an abuse limit; see Error.RetryAfter
-	CodeBadRequest         = "bad_request"         // 400: malformed request
-	CodeUnauthorized       = "unauthorized"        // 401: missing or invalid bearer token
-	CodeForbidden          = "forbidden"           // 403
-	CodeNotFound           = "not_found"           // 404: e.g. the app has no user policy
+	CodeInvalidCredentials = string(authapi.CodeInvalidCredentials) // 401: wrong email/password/code, bad refresh token, blocked user
+	CodeEmailNotVerified   = string(authapi.CodeEmailNotVerified)   // 403: correct password, email not verified (a new code was sent)
+	CodeRefreshReused      = string(authapi.CodeRefreshReused)      // 401: a retired refresh token was presented; the session is revoked
+	CodeMFAInvalid         = string(authapi.CodeMFAInvalid)         // 401: wrong TOTP or recovery code, or expired mfa_token
+	CodeWeakPassword       = string(authapi.CodeWeakPassword)       // 400: password outside 8–256 bytes
+	CodeSignupDisabled     = string(authapi.CodeSignupDisabled)     // 403: the app's policy forbids sign-up or anonymous users
+	CodeOAuthFailed        = string(authapi.CodeOAuthFailed)        // 400: bad or replayed state or login code, nonce mismatch
+	CodeRateLimited        = string(authapi.CodeRateLimited)        // 429: over an abuse limit; see Error.RetryAfter
+	CodeConflict           = string(authapi.CodeConflict)           // 409: not possible in the user's current state
+	CodeBadRequest         = string(protocol.CodeBadRequest)        // 400: malformed request
+	CodeUnauthorized       = string(protocol.CodeUnauthorized)      // 401: missing bearer token
+	CodeForbidden          = string(protocol.CodeForbidden)         // 403: e.g. the policy's API key is revoked
+	CodeNotFound           = string(protocol.CodeNotFound)          // 404: e.g. the app has no user policy
+	CodeUnavailable        = string(protocol.CodeUnavailable)       // 503: try again later
 )
 
 // Error is a failure the auth service answered: the HTTP status, the

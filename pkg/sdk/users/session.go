@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/sdk/client"
 )
 
@@ -59,7 +60,7 @@ type flight struct {
 	err  error
 }
 
-func (c *Client) newSession(w *wireSession) *Session {
+func (c *Client) newSession(w *authapi.SignInResult) *Session {
 	s := &Session{c: c}
 	s.install(w)
 	s.tell(s.tok)
@@ -67,11 +68,15 @@ func (c *Client) newSession(w *wireSession) *Session {
 }
 
 // install takes a session answer; the caller holds s.mu (or owns s).
-func (s *Session) install(w *wireSession) {
+// w has passed checkSession.
+func (s *Session) install(w *authapi.SignInResult) {
 	s.tok = Tokens{
-		SessionID: w.SessionID, User: w.User,
-		AccessToken: w.AccessToken, AccessExpiresAt: w.AccessExpiresAt,
-		RefreshToken: w.RefreshToken, RefreshExpiresAt: w.RefreshExpiresAt,
+		SessionID: w.SessionID, User: *w.User,
+		AccessToken: w.AccessToken, AccessExpiresAt: *w.AccessExpiresAt,
+		RefreshToken: w.RefreshToken,
+	}
+	if w.RefreshExpiresAt != nil {
+		s.tok.RefreshExpiresAt = *w.RefreshExpiresAt
 	}
 	// The lifetime from the token's own iat and exp (both the server's
 	// clock), counted from now on the local clock, so a skewed client clock
@@ -234,8 +239,13 @@ func (s *Session) refresh(ctx context.Context, seen string) error {
 func (s *Session) runRefresh(f *flight, refreshToken string) {
 	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 	defer cancel()
-	var w wireSession
-	err := s.c.call(ctx, http.MethodPost, "/refresh", "", map[string]string{"refresh_token": refreshToken}, &w)
+	var w authapi.SignInResult
+	err := s.c.call(ctx, http.MethodPost, "/refresh", "", authapi.RefreshRequest{RefreshToken: refreshToken}, &w)
+	if err == nil {
+		if cerr := checkSession(&w); cerr != nil {
+			err = fmt.Errorf("users: /refresh: %w", cerr)
+		}
+	}
 	s.mu.Lock()
 	tell := false
 	switch {
@@ -301,7 +311,7 @@ func (s *Session) SignOut(ctx context.Context) error {
 			return fmt.Errorf("users: sign out: %w", ctx.Err())
 		}
 	}
-	return s.c.call(ctx, http.MethodPost, "/signout", "", map[string]string{"refresh_token": rt}, nil)
+	return s.c.call(ctx, http.MethodPost, "/signout", "", authapi.RefreshRequest{RefreshToken: rt}, nil)
 }
 
 // authed makes a call with the access token, refreshing it first when due.
@@ -336,9 +346,7 @@ func (s *Session) Me(ctx context.Context) (User, error) {
 
 // Sessions lists the user's sessions (Current marks this one).
 func (s *Session) Sessions(ctx context.Context) ([]SessionInfo, error) {
-	var out struct {
-		Sessions []SessionInfo `json:"sessions"`
-	}
+	var out authapi.Sessions
 	err := s.authed(ctx, http.MethodGet, "/sessions", nil, &out)
 	return out.Sessions, err
 }
@@ -363,7 +371,7 @@ func (s *Session) RevokeSession(ctx context.Context, id string) error {
 // code is mailed, and Client.Verify with it turns this user (same id) into
 // a normal user and returns its new session.
 func (s *Session) Upgrade(ctx context.Context, email, password string) error {
-	return s.authed(ctx, http.MethodPost, "/upgrade", credentials{email, password}, nil)
+	return s.authed(ctx, http.MethodPost, "/upgrade", authapi.Credentials{Email: email, Password: password}, nil)
 }
 
 // EnrollTOTP starts TOTP enrollment: show the QR code (or secret) to the
@@ -377,14 +385,12 @@ func (s *Session) EnrollTOTP(ctx context.Context) (TOTPEnrollment, error) {
 // ConfirmTOTP turns TOTP on with a current code and returns the ten
 // recovery codes, shown once: from now on sign-in asks for a second factor.
 func (s *Session) ConfirmTOTP(ctx context.Context, code string) ([]string, error) {
-	var out struct {
-		RecoveryCodes []string `json:"recovery_codes"`
-	}
-	err := s.authed(ctx, http.MethodPost, "/mfa/totp/confirm", map[string]string{"code": code}, &out)
+	var out authapi.RecoveryCodes
+	err := s.authed(ctx, http.MethodPost, "/mfa/totp/confirm", authapi.TOTPCode{Code: code}, &out)
 	return out.RecoveryCodes, err
 }
 
 // DisableTOTP turns TOTP off; it takes a current code.
 func (s *Session) DisableTOTP(ctx context.Context, code string) error {
-	return s.authed(ctx, http.MethodPost, "/mfa/totp/disable", map[string]string{"code": code}, nil)
+	return s.authed(ctx, http.MethodPost, "/mfa/totp/disable", authapi.TOTPCode{Code: code}, nil)
 }

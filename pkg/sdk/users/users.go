@@ -31,6 +31,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/roomcast/roomcast/pkg/auth/authapi"
 )
 
 // Config configures a Client.
@@ -77,19 +79,14 @@ func New(cfg Config) (*Client, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "roomcast-go-users"
 	}
-	base := strings.TrimRight(cfg.AuthURL, "/") + "/v1/apps/" + url.PathEscape(cfg.App) + "/auth"
+	base := strings.TrimRight(cfg.AuthURL, "/") + authapi.UsersPath(url.PathEscape(cfg.App))
 	return &Client{cfg: cfg, base: base, now: time.Now}, nil
 }
 
-// User is an end user of the app.
-type User struct {
-	ID            string    `json:"id"` // "u" + 20 base32 characters: the client id at the gateway
-	Email         string    `json:"email,omitempty"`
-	EmailVerified bool      `json:"email_verified"`
-	Anonymous     bool      `json:"anonymous"`
-	MFA           []string  `json:"mfa,omitempty"` // second factors, e.g. ["totp"]
-	CreatedAt     time.Time `json:"created_at"`
-}
+// User is an end user of the app. ID ("u" + 20 base32 characters) is the
+// client id at the gateway; MFA lists second factors (authapi.MFATOTP).
+// The admin-only fields (Blocked, Online, LastSeenAt) are nil here.
+type User = authapi.User
 
 // MFAChallenge is the answer to a correct first factor when the user has a
 // second one: answer it with ChallengeMFA or ChallengeMFARecovery.
@@ -98,70 +95,32 @@ type MFAChallenge struct {
 	Methods []string // e.g. ["totp"]
 }
 
-// SessionInfo is one of the user's sessions (Session.Sessions).
-type SessionInfo struct {
-	ID         string    `json:"id"`
-	CreatedAt  time.Time `json:"created_at"`
-	LastUsedAt time.Time `json:"last_used_at"`
-	UserAgent  string    `json:"user_agent"`
-	IP         string    `json:"ip"`
-	Current    bool      `json:"current"` // the session that asked
-}
+// SessionInfo is one of the user's sessions (Session.Sessions); Current
+// marks the session that asked.
+type SessionInfo = authapi.SessionInfo
 
-// TOTPEnrollment is a new TOTP secret to show the user; ConfirmTOTP with a
-// code from their authenticator turns it on.
-type TOTPEnrollment struct {
-	Secret     string `json:"secret"`
-	OTPAuthURI string `json:"otpauth_uri"`
-	QRPNG      []byte `json:"qr_png"` // a PNG of OTPAuthURI's QR code
-}
-
-// wireSession is the "session" answer (also carrying the MFA answer: a
-// sign-in endpoint gives one or the other).
-type wireSession struct {
-	User             User      `json:"user"`
-	SessionID        string    `json:"session_id"`
-	AccessToken      string    `json:"access_token"`
-	AccessExpiresAt  time.Time `json:"access_expires_at"`
-	RefreshToken     string    `json:"refresh_token"`
-	RefreshExpiresAt time.Time `json:"refresh_expires_at"`
-
-	MFARequired bool     `json:"mfa_required"`
-	MFAToken    string   `json:"mfa_token"`
-	Methods     []string `json:"methods"`
-}
-
-type credentials struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-}
-
-type emailCode struct {
-	Email string `json:"email"`
-	Code  string `json:"code"`
-}
-
-type emailOnly struct {
-	Email string `json:"email"`
-}
+// TOTPEnrollment is a new TOTP secret to show the user (QRPNG is a PNG of
+// OTPAuthURI's QR code); ConfirmTOTP with a code from their authenticator
+// turns it on.
+type TOTPEnrollment = authapi.TOTPEnrollment
 
 // SignUp creates a user with email and password and mails a verification
 // code (Verify). The answer is the same for an existing email (which gets
 // a "you already have an account" mail instead).
 func (c *Client) SignUp(ctx context.Context, email, password string) error {
-	return c.call(ctx, http.MethodPost, "/signup", "", credentials{email, password}, nil)
+	return c.call(ctx, http.MethodPost, "/signup", "", authapi.Credentials{Email: email, Password: password}, nil)
 }
 
 // Verify checks the emailed verification code: the email is verified and
 // the user signed in. After Session.Upgrade it turns the anonymous user
 // into a normal one (same user id).
 func (c *Client) Verify(ctx context.Context, email, code string) (*Session, error) {
-	return c.sessionOnly(ctx, "/verify", emailCode{email, code})
+	return c.sessionOnly(ctx, "/verify", authapi.CodeRequest{Email: email, Code: code})
 }
 
 // ResendVerification mails a new verification code (replacing the last).
 func (c *Client) ResendVerification(ctx context.Context, email string) error {
-	return c.call(ctx, http.MethodPost, "/verify/resend", "", emailOnly{email}, nil)
+	return c.call(ctx, http.MethodPost, "/verify/resend", "", authapi.EmailRequest{Email: email}, nil)
 }
 
 // SignIn signs in with email and password: a session, or a challenge when
@@ -169,46 +128,41 @@ func (c *Client) ResendVerification(ctx context.Context, email string) error {
 // blocked user all fail with invalid_credentials; email_not_verified comes
 // only after a correct password (and a new code was mailed).
 func (c *Client) SignIn(ctx context.Context, email, password string) (*Session, *MFAChallenge, error) {
-	return c.signIn(ctx, "/signin", credentials{email, password})
+	return c.signIn(ctx, "/signin", authapi.Credentials{Email: email, Password: password})
 }
 
 // SignInCode mails a one-time sign-in code if the account exists (the
 // answer does not say).
 func (c *Client) SignInCode(ctx context.Context, email string) error {
-	return c.call(ctx, http.MethodPost, "/signin/code", "", emailOnly{email}, nil)
+	return c.call(ctx, http.MethodPost, "/signin/code", "", authapi.EmailRequest{Email: email}, nil)
 }
 
 // VerifySignInCode signs in with the mailed code.
 func (c *Client) VerifySignInCode(ctx context.Context, email, code string) (*Session, *MFAChallenge, error) {
-	return c.signIn(ctx, "/signin/code/verify", emailCode{email, code})
+	return c.signIn(ctx, "/signin/code/verify", authapi.CodeRequest{Email: email, Code: code})
 }
 
 // ChallengeMFA completes a sign-in with a TOTP code (mfa_invalid if wrong).
 func (c *Client) ChallengeMFA(ctx context.Context, ch *MFAChallenge, code string) (*Session, error) {
-	return c.sessionOnly(ctx, "/mfa/challenge", map[string]string{"mfa_token": ch.Token, "code": code})
+	return c.sessionOnly(ctx, "/mfa/challenge", authapi.MFAChallenge{MFAToken: ch.Token, Code: code})
 }
 
 // ChallengeMFARecovery completes a sign-in with one of the user's recovery
 // codes (each works once).
 func (c *Client) ChallengeMFARecovery(ctx context.Context, ch *MFAChallenge, recoveryCode string) (*Session, error) {
-	return c.sessionOnly(ctx, "/mfa/challenge", map[string]string{"mfa_token": ch.Token, "recovery_code": recoveryCode})
+	return c.sessionOnly(ctx, "/mfa/challenge", authapi.MFAChallenge{MFAToken: ch.Token, RecoveryCode: recoveryCode})
 }
 
 // ResetPassword mails a password-reset code if the account exists (the
 // answer does not say).
 func (c *Client) ResetPassword(ctx context.Context, email string) error {
-	return c.call(ctx, http.MethodPost, "/password/reset", "", emailOnly{email}, nil)
+	return c.call(ctx, http.MethodPost, "/password/reset", "", authapi.EmailRequest{Email: email}, nil)
 }
 
 // ConfirmPasswordReset sets a new password with the mailed code and signs
 // in; every other session of the user is revoked.
 func (c *Client) ConfirmPasswordReset(ctx context.Context, email, code, newPassword string) (*Session, error) {
-	body := struct {
-		Email    string `json:"email"`
-		Code     string `json:"code"`
-		Password string `json:"password"`
-	}{email, code, newPassword}
-	return c.sessionOnly(ctx, "/password/reset/confirm", body)
+	return c.sessionOnly(ctx, "/password/reset/confirm", authapi.ResetConfirm{Email: email, Code: code, Password: newPassword})
 }
 
 // Anonymous signs in a new anonymous user (if the app's policy allows:
@@ -220,9 +174,12 @@ func (c *Client) Anonymous(ctx context.Context) (*Session, error) {
 // Resume brings back a session from a refresh token kept by the app (see
 // Config.OnTokens): it refreshes at once, so the token given is retired.
 func (c *Client) Resume(ctx context.Context, refreshToken string) (*Session, error) {
-	var w wireSession
-	if err := c.call(ctx, http.MethodPost, "/refresh", "", map[string]string{"refresh_token": refreshToken}, &w); err != nil {
+	var w authapi.SignInResult
+	if err := c.call(ctx, http.MethodPost, "/refresh", "", authapi.RefreshRequest{RefreshToken: refreshToken}, &w); err != nil {
 		return nil, err
+	}
+	if err := checkSession(&w); err != nil {
+		return nil, fmt.Errorf("users: /refresh: %w", err)
 	}
 	return c.newSession(&w), nil
 }
@@ -239,23 +196,32 @@ func (c *Client) OAuthStartURL(provider, redirectURI string) string {
 // use, 60 s) for a session, or a challenge when the user has a second
 // factor.
 func (c *Client) Exchange(ctx context.Context, loginCode string) (*Session, *MFAChallenge, error) {
-	return c.signIn(ctx, "/oauth/exchange", map[string]string{"login_code": loginCode})
+	return c.signIn(ctx, "/oauth/exchange", authapi.OAuthExchange{LoginCode: loginCode})
 }
 
 // signIn posts to a sign-in endpoint, whose answer is a session or an MFA
 // challenge.
 func (c *Client) signIn(ctx context.Context, path string, body any) (*Session, *MFAChallenge, error) {
-	var w wireSession
+	var w authapi.SignInResult
 	if err := c.call(ctx, http.MethodPost, path, "", body, &w); err != nil {
 		return nil, nil, err
 	}
 	if w.MFARequired {
 		return nil, &MFAChallenge{Token: w.MFAToken, Methods: w.Methods}, nil
 	}
-	if w.AccessToken == "" || w.RefreshToken == "" {
-		return nil, nil, fmt.Errorf("users: %s: answer has neither a session nor an MFA challenge", path)
+	if err := checkSession(&w); err != nil {
+		return nil, nil, fmt.Errorf("users: %s: %w", path, err)
 	}
 	return c.newSession(&w), nil, nil
+}
+
+// checkSession reports an answer that is neither a session nor the MFA
+// answer.
+func checkSession(w *authapi.SignInResult) error {
+	if w.User == nil || w.AccessToken == "" || w.RefreshToken == "" || w.AccessExpiresAt == nil {
+		return errors.New("answer has neither a session nor an MFA challenge")
+	}
+	return nil
 }
 
 // sessionOnly posts to an endpoint that answers with a session.
