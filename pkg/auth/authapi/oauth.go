@@ -1,6 +1,16 @@
 package authapi
 
-import "time"
+import (
+	"time"
+
+	"github.com/roomcast/roomcast/pkg/protocol"
+)
+
+// CodeOAuthFailed: an OAuth/OIDC sign-in failed — a bad, expired or
+// replayed state or login code, a nonce mismatch, an ID token that does
+// not verify, a code the provider refused. One answer for all, so a
+// caller learns nothing about which check failed.
+const CodeOAuthFailed protocol.Code = "oauth_failed"
 
 // OAuth provider kinds (docs/users-api.md).
 const (

@@ -20,6 +20,7 @@ import (
 	"github.com/roomcast/roomcast/services/auth/config"
 	"github.com/roomcast/roomcast/services/auth/internal/api"
 	"github.com/roomcast/roomcast/services/auth/internal/migrations"
+	"github.com/roomcast/roomcast/services/auth/internal/oauthlogin"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
 )
 
@@ -79,6 +80,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		TokenDefaultTTL:   cfg.TokenDefaultTTL,
 		TokenMaxTTL:       cfg.TokenMaxTTL,
 		SigningKeyOverlap: cfg.SigningKeyOverlap,
+
+		OAuth: oauthlogin.New(oauthlogin.Config{
+			Redis: rdb, Prefix: cfg.RedisPrefix, StateTTL: cfg.OAuthStateTTL, Log: log,
+			Providers: api.OAuthStore{Store: st}, Policies: api.OAuthStore{Store: st},
+		}),
+		PublicURL: cfg.PublicURL,
 	}).Mount(mux)
 	observability.Mount(mux, reg,
 		observability.Check{Name: "postgres", Func: st.Ping},

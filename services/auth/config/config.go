@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -52,6 +53,15 @@ type Config struct {
 	RedisURL    string `env:"ROOMCAST_REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
 	RedisPrefix string `env:"ROOMCAST_REDIS_PREFIX" envDefault:"rc:"`
 
+	// PublicURL is the service's base URL as browsers and OAuth providers
+	// reach it (e.g. https://auth.example.com): the OAuth callback
+	// <PublicURL>/v1/apps/{app}/auth/oauth/{provider}/callback is under it.
+	// Empty: taken from each request's Host (development only).
+	PublicURL string `env:"AUTH_PUBLIC_URL"`
+	// OAuthStateTTL is how long an OAuth sign-in may take between start
+	// and callback.
+	OAuthStateTTL time.Duration `env:"AUTH_OAUTH_STATE_TTL" envDefault:"10m"`
+
 	// ShutdownTimeout bounds a graceful stop on SIGTERM.
 	ShutdownTimeout time.Duration `env:"AUTH_SHUTDOWN_TIMEOUT" envDefault:"10s"`
 	// LogLevel is debug, info, warn or error; LogFormat json or text.
@@ -84,6 +94,15 @@ func (c *Config) Validate() error {
 	}
 	if c.SigningKeyOverlap < c.TokenMaxTTL {
 		return fmt.Errorf("config: AUTH_SIGNING_KEY_OVERLAP (%s) must be at least AUTH_TOKEN_MAX_TTL (%s), or tokens would outlive their key", c.SigningKeyOverlap, c.TokenMaxTTL)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return errors.New("config: AUTH_PUBLIC_URL must be an http(s) URL without query or fragment, e.g. https://auth.example.com")
+		}
+	}
+	if c.OAuthStateTTL < time.Minute || c.OAuthStateTTL > time.Hour {
+		return errors.New("config: AUTH_OAUTH_STATE_TTL must be between 1m and 1h")
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("config: AUTH_SHUTDOWN_TIMEOUT must be positive")

@@ -16,6 +16,7 @@ func valid() Config {
 		SigningKeyOverlap:  90000e9,
 		SigningKeyRotation: 0,
 		ShutdownTimeout:    1e9,
+		OAuthStateTTL:      600e9,
 	}
 }
 
@@ -34,6 +35,9 @@ func TestValidate(t *testing.T) {
 		"default over max ttl":  func(c *Config) { c.TokenDefaultTTL = c.TokenMaxTTL + 1 },
 		"overlap under max ttl": func(c *Config) { c.SigningKeyOverlap = c.TokenMaxTTL - 1 },
 		"negative rotation":     func(c *Config) { c.SigningKeyRotation = -1 },
+		"public URL not http":   func(c *Config) { c.PublicURL = "auth.example.com" },
+		"public URL with query": func(c *Config) { c.PublicURL = "https://auth.example.com/?x=1" },
+		"no oauth state ttl":    func(c *Config) { c.OAuthStateTTL = 0 },
 	}
 	for name, mutate := range bad {
 		c := valid()

@@ -21,6 +21,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/seal"
+	"github.com/roomcast/roomcast/services/auth/internal/oauthlogin"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
 )
 
@@ -45,6 +46,11 @@ type Config struct {
 	TokenDefaultTTL   time.Duration
 	TokenMaxTTL       time.Duration
 	SigningKeyOverlap time.Duration
+
+	// OAuth runs OAuth/OIDC sign-ins (nil: those endpoints answer 404);
+	// PublicURL is AUTH_PUBLIC_URL, the base of the provider callback.
+	OAuth     *oauthlogin.Flow
+	PublicURL string
 }
 
 // API serves the endpoints.
@@ -90,6 +96,7 @@ func (a *API) Mount(mux *http.ServeMux) {
 	a.route(mux, "POST /admin/v1/signing-keys/rotate", a.admin(a.rotateSigningKey))
 	a.route(mux, "POST "+authapi.PathTokens, a.issueToken)
 	a.route(mux, "GET "+authapi.PathJWKS, a.jwks)
+	a.mountOAuth(mux)
 	mux.HandleFunc("GET "+authapi.PathInternalKeys, func(w http.ResponseWriter, r *http.Request) {
 		a.serve(w, r, authapi.PathInternalKeys, a.service(func(r *http.Request) (int, any, *Error) { return a.internalKeys(w, r) }))
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/roomcast/roomcast/pkg/testenv"
+	"github.com/roomcast/roomcast/services/auth/internal/oauthlogin/oauthtest"
 )
 
 const (
@@ -43,7 +44,7 @@ func (m memPolicy) RedirectURIs(_ context.Context, app string) ([]string, error)
 
 type oidcEnv struct {
 	flow *Flow
-	op   *testOP
+	op   *oauthtest.OP
 	rdb  *redis.Client
 }
 
@@ -52,7 +53,7 @@ type oidcEnv struct {
 func newOIDCEnv(t *testing.T) *oidcEnv {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
-	o := startOP(t, "roomcast", "client-secret-1", testCallback)
+	o := oauthtest.StartOP(t, "roomcast", "client-secret-1", testCallback)
 	flow := New(Config{
 		Redis: rdb, Prefix: prefix,
 		Providers: memProviders{testApp + "/corp": {
@@ -78,7 +79,7 @@ func (e *oidcEnv) start(t *testing.T) string {
 // query the provider sent back to our callback.
 func callbackQuery(t *testing.T, authURL string) url.Values {
 	t.Helper()
-	back := newBrowser(t).signInAtOP(authURL)
+	back := oauthtest.NewBrowser(t).SignInAtOP(authURL)
 	if got := back.Scheme + "://" + back.Host + back.Path; got != testCallback {
 		t.Fatalf("provider redirected to %s, want the callback %s", back, testCallback)
 	}
@@ -140,7 +141,7 @@ func TestOIDCSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Identity{Provider: "corp", Subject: opSubject, Email: opEmail, EmailVerified: true}
+	want := Identity{Provider: "corp", Subject: oauthtest.Subject, Email: oauthtest.Email, EmailVerified: true}
 	if id.Provider != want.Provider || id.Subject != want.Subject || id.Email != want.Email || !id.EmailVerified {
 		t.Fatalf("identity %+v, want %+v", id, want)
 	}
@@ -273,11 +274,15 @@ func TestStartChecks(t *testing.T) {
 func TestGitHubSignIn(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testenv.Redis(t)
-	gh := startGitHub(t, "gh-client", "gh-secret")
+	gh := oauthtest.StartGitHub(t, "gh-client", "gh-secret")
 	flow := New(Config{
 		Redis: rdb, Prefix: prefix,
-		Providers: memProviders{testApp + "/github": gh.provider(testApp, "github")},
-		Policies:  memPolicy{testApp: {appRedirect}},
+		Providers: memProviders{testApp + "/github": {
+			App: testApp, Name: "github", Kind: KindGitHub, ClientID: "gh-client", ClientSecret: "gh-secret",
+			AuthURL: gh.URL + "/login/oauth/authorize", TokenURL: gh.URL + "/login/oauth/access_token",
+			UserURL: gh.URL + "/user", EmailsURL: gh.URL + "/user/emails",
+		}},
+		Policies: memPolicy{testApp: {appRedirect}},
 	})
 	ctx := context.Background()
 	authURL, err := flow.Start(ctx, testApp, "github", appRedirect, testCallback)
@@ -287,7 +292,7 @@ func TestGitHubSignIn(t *testing.T) {
 	if au, _ := url.Parse(authURL); au.Query().Get("nonce") != "" || !strings.Contains(au.Query().Get("scope"), "user:email") {
 		t.Fatalf("authorization URL %s: a nonce is for OIDC only; the default scopes read the emails", authURL)
 	}
-	q := newBrowser(t).get(authURL).Query()
+	q := oauthtest.NewBrowser(t).Get(authURL).Query()
 	redirect, err := flow.Callback(ctx, testApp, "github", q)
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +301,7 @@ func TestGitHubSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Identity{Provider: "github", Subject: "4242", Email: "octo@example.com", EmailVerified: true, Name: "octo"}
+	want := Identity{Provider: "github", Subject: oauthtest.GitHubUserID, Email: oauthtest.GitHubEmail, EmailVerified: true, Name: oauthtest.GitHubLogin}
 	if id != want {
 		t.Fatalf("identity %+v, want %+v", id, want)
 	}
@@ -304,7 +309,7 @@ func TestGitHubSignIn(t *testing.T) {
 	// The spent code, presented with a fresh state, is refused by the
 	// provider.
 	authURL, _ = flow.Start(ctx, testApp, "github", appRedirect, testCallback)
-	q2 := newBrowser(t).get(authURL).Query()
+	q2 := oauthtest.NewBrowser(t).Get(authURL).Query()
 	q2.Set("code", q.Get("code"))
 	if redirect, err := flow.Callback(ctx, testApp, "github", q2); !errors.Is(err, ErrFailed) || appRedirected(t, redirect).Get("error") != "oauth_failed" {
 		t.Fatalf("replayed GitHub code: %q, %v", redirect, err)

@@ -1,4 +1,9 @@
-package oauthlogin
+// Package oauthtest runs, for tests, the providers users sign in with: a
+// real OpenID Provider built from github.com/zitadel/oidc/v3 (its pkg/op
+// over the library's in-memory example storage, with a minimal login
+// form) and a small stand-in for GitHub's OAuth2 endpoints. Both listen on
+// a free port and stop when the test ends.
+package oauthtest
 
 import (
 	"context"
@@ -22,21 +27,24 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// This file builds the providers the tests sign in with: a real OpenID
-// Provider from github.com/zitadel/oidc/v3 (pkg/op over the library's
-// in-memory example storage, with a minimal login form), and a small
-// stand-in for GitHub's OAuth2 endpoints.
-
-// Test users of the example storage (storage.NewUserStore).
+// The user of the GitHub stand-in.
 const (
-	opUsername = "test-user@127.0.0.1"
-	opPassword = "verysecure"
-	opSubject  = "id1"
-	opEmail    = "test-user@zitadel.ch"
+	GitHubUserID = "4242"
+	GitHubLogin  = "octo"
+	// GitHubEmail is the primary verified one of the user's emails.
+	GitHubEmail = "octo@example.com"
 )
 
-// testOP is a running OpenID Provider.
-type testOP struct {
+// The OP's test user (storage.NewUserStore of the example storage).
+const (
+	Username = "test-user@127.0.0.1"
+	Password = "verysecure"
+	Subject  = "id1"
+	Email    = "test-user@zitadel.ch"
+)
+
+// OP is a running OpenID Provider.
+type OP struct {
 	Issuer string
 	// TamperNonce makes the provider put another nonce in its ID tokens
 	// than the authorization request asked for.
@@ -48,7 +56,7 @@ type testOP struct {
 // the ID token the provider signs carries a nonce the client never sent.
 type tamperingStorage struct {
 	*storage.Storage
-	op *testOP
+	op *OP
 }
 
 func (s *tamperingStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, userID string) (op.AuthRequest, error) {
@@ -60,12 +68,12 @@ func (s *tamperingStorage) CreateAuthRequest(ctx context.Context, req *oidc.Auth
 	return s.Storage.CreateAuthRequest(ctx, req, userID)
 }
 
-// startOP runs an OpenID Provider on a free port with one confidential
+// StartOP runs an OpenID Provider on a free port with one confidential
 // web client (clientID, secret) allowed to redirect to callbackURL.
-func startOP(t *testing.T, clientID, secret, callbackURL string) *testOP {
+func StartOP(t *testing.T, clientID, secret, callbackURL string) *OP {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	o := &testOP{Issuer: "http://" + srv.Listener.Addr().String()}
+	o := &OP{Issuer: "http://" + srv.Listener.Addr().String()}
 	st := &tamperingStorage{
 		Storage: storage.NewStorageWithClients(storage.NewUserStore(o.Issuer),
 			map[string]*storage.Client{clientID: storage.WebClient(clientID, secret, callbackURL)}),
@@ -100,18 +108,19 @@ func startOP(t *testing.T, clientID, secret, callbackURL string) *testOP {
 	return o
 }
 
-// browser follows no redirects by itself, so each hop can be checked.
-type browser struct {
+// Browser follows no redirects by itself, so each hop can be checked.
+type Browser struct {
 	t      *testing.T
 	client *http.Client
 }
 
-func newBrowser(t *testing.T) *browser {
-	return &browser{t: t, client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+// NewBrowser returns a Browser that fails t on errors.
+func NewBrowser(t *testing.T) *Browser {
+	return &Browser{t: t, client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-// redirect sends req and returns the absolute Location of its 302/303.
-func (b *browser) redirect(req *http.Request) *url.URL {
+// Redirect sends req and returns the absolute Location of its 302/303.
+func (b *Browser) Redirect(req *http.Request) *url.URL {
 	b.t.Helper()
 	resp, err := b.client.Do(req)
 	if err != nil {
@@ -129,35 +138,38 @@ func (b *browser) redirect(req *http.Request) *url.URL {
 	return loc
 }
 
-func (b *browser) get(u string) *url.URL {
+// Get is Redirect of a GET of u.
+func (b *Browser) Get(u string) *url.URL {
 	b.t.Helper()
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	return b.redirect(req)
+	return b.Redirect(req)
 }
 
-// signInAtOP takes the browser from the provider's authorization URL
+// SignInAtOP takes the browser from the provider's authorization URL
 // through its login form to the redirect back to the client, and returns
 // that redirect (the client's callback with code and state).
-func (b *browser) signInAtOP(authURL string) *url.URL {
+func (b *Browser) SignInAtOP(authURL string) *url.URL {
 	b.t.Helper()
-	login := b.get(authURL)
+	login := b.Get(authURL)
 	if login.Path != "/login/username" {
 		b.t.Fatalf("authorize sent the browser to %s, want the login form", login)
 	}
-	form := url.Values{"username": {opUsername}, "password": {opPassword}, "id": {login.Query().Get("authRequestID")}}
+	form := url.Values{"username": {Username}, "password": {Password}, "id": {login.Query().Get("authRequestID")}}
 	req, _ := http.NewRequest(http.MethodPost, login.String(), strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	back := b.redirect(req)
-	return b.get(back.String())
+	back := b.Redirect(req)
+	return b.Get(back.String())
 }
 
-// fakeGitHub stands in for GitHub's OAuth2 endpoints (authorize, token,
+// GitHub stands in for GitHub's OAuth2 endpoints (authorize, token,
 // user, emails). It is not OIDC: no ID token, no discovery. Codes are
 // one-use and bound to the PKCE challenge and redirect URI.
-type fakeGitHub struct {
+type GitHub struct {
+	// URL is the base: /login/oauth/authorize, /login/oauth/access_token,
+	// /user and /user/emails are under it.
 	URL              string
 	clientID, secret string
 
@@ -169,9 +181,10 @@ type fakeGitHub struct {
 
 type ghGrant struct{ challenge, redirectURI string }
 
-func startGitHub(t *testing.T, clientID, secret string) *fakeGitHub {
+// StartGitHub runs a GitHub stand-in for one OAuth app (clientID, secret).
+func StartGitHub(t *testing.T, clientID, secret string) *GitHub {
 	t.Helper()
-	g := &fakeGitHub{clientID: clientID, secret: secret, codes: map[string]ghGrant{}, tokens: map[string]bool{}}
+	g := &GitHub{clientID: clientID, secret: secret, codes: map[string]ghGrant{}, tokens: map[string]bool{}}
 	mux := http.NewServeMux()
 	// authorize: the user approves at once.
 	mux.HandleFunc("GET /login/oauth/authorize", func(w http.ResponseWriter, r *http.Request) {
@@ -246,12 +259,4 @@ func startGitHub(t *testing.T, clientID, secret string) *fakeGitHub {
 	t.Cleanup(srv.Close)
 	g.URL = srv.URL
 	return g
-}
-
-func (g *fakeGitHub) provider(app, name string) Provider {
-	return Provider{
-		App: app, Name: name, Kind: KindGitHub, ClientID: g.clientID, ClientSecret: g.secret,
-		AuthURL: g.URL + "/login/oauth/authorize", TokenURL: g.URL + "/login/oauth/access_token",
-		UserURL: g.URL + "/user", EmailsURL: g.URL + "/user/emails",
-	}
 }
