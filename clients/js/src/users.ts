@@ -32,6 +32,8 @@ export const USERS_ERROR_CODES = [
   "unauthorized",
   "forbidden",
   "not_found",
+  "conflict",
+  "unavailable",
 ] as const;
 export type UsersErrorCode = (typeof USERS_ERROR_CODES)[number];
 
