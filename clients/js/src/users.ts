@@ -79,8 +79,8 @@ export interface User {
   email?: string;
   email_verified: boolean;
   anonymous: boolean;
-  /** Second factors, e.g. ["totp"]. */
-  mfa?: string[];
+  /** Second factors, e.g. ["totp"] (null or absent: none). */
+  mfa?: string[] | null;
   created_at: string;
 }
 
