@@ -23,9 +23,9 @@ import (
 	"github.com/roomcast/roomcast/pkg/seal"
 	"github.com/roomcast/roomcast/pkg/testenv"
 	"github.com/roomcast/roomcast/services/auth/authtest"
+	"github.com/roomcast/roomcast/services/auth/authtest/oidctest"
 	"github.com/roomcast/roomcast/services/auth/internal/migrations"
 	"github.com/roomcast/roomcast/services/auth/internal/oauthlogin"
-	"github.com/roomcast/roomcast/services/auth/internal/oauthlogin/oauthtest"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
 )
 
@@ -38,7 +38,7 @@ type oauthServer struct {
 	*testServer
 	logs *lockedBuffer
 	flow *oauthlogin.Flow
-	op   *oauthtest.OP
+	op   *oidctest.OP
 }
 
 // newOAuthServer runs the API with OAuth sign-in (PublicURL set to its own
@@ -98,7 +98,7 @@ func newOAuthServer(t *testing.T) *oauthServer {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	op := oauthtest.StartOP(t, "roomcast", opClientSecret, ts.url+"/v1/apps/demo/auth/oauth/corp/callback")
+	op := oidctest.StartOP(t, "roomcast", opClientSecret, ts.url+"/v1/apps/demo/auth/oauth/corp/callback")
 	return &oauthServer{testServer: ts, logs: logs, flow: flow, op: op}
 }
 
@@ -242,7 +242,7 @@ func TestOAuthSignInOverHTTP(t *testing.T) {
 	if !strings.HasPrefix(authURL, s.op.Issuer) {
 		t.Fatalf("start redirected to %s, want the provider", authURL)
 	}
-	back := oauthtest.NewBrowser(t).SignInAtOP(authURL)
+	back := oidctest.NewBrowser(t).SignInAtOP(authURL)
 	if !strings.HasPrefix(back.String(), s.url+"/v1/apps/demo/auth/oauth/corp/callback?") {
 		t.Fatalf("provider redirected to %s, want our callback", back)
 	}
@@ -255,7 +255,7 @@ func TestOAuthSignInOverHTTP(t *testing.T) {
 		t.Fatal("the callback's redirect may leak the login code through Referer")
 	}
 	id, err := s.flow.Redeem(context.Background(), "demo", loc.Query().Get("login_code"))
-	if err != nil || id.Subject != oauthtest.Subject || id.Email != oauthtest.Email || !id.EmailVerified || id.Provider != "corp" {
+	if err != nil || id.Subject != oidctest.Subject || id.Email != oidctest.Email || !id.EmailVerified || id.Provider != "corp" {
 		t.Fatalf("redeem: %+v %v", id, err)
 	}
 	if _, err := s.flow.Redeem(context.Background(), "demo", loc.Query().Get("login_code")); err == nil {
@@ -273,7 +273,7 @@ func TestOAuthSignInOverHTTP(t *testing.T) {
 
 	// A nonce the provider got wrong: back to the app with an error.
 	s.op.TamperNonce.Store(true)
-	resp = get(t, oauthtest.NewBrowser(t).SignInAtOP(get(t, start).Header.Get("Location")).String())
+	resp = get(t, oidctest.NewBrowser(t).SignInAtOP(get(t, start).Header.Get("Location")).String())
 	loc, _ = resp.Location()
 	if resp.StatusCode != http.StatusFound || loc == nil || loc.Query().Get("error") != "oauth_failed" || loc.Query().Get("login_code") != "" {
 		t.Fatalf("nonce mismatch: %d to %v", resp.StatusCode, loc)

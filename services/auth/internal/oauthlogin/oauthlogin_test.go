@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/roomcast/roomcast/pkg/testenv"
-	"github.com/roomcast/roomcast/services/auth/internal/oauthlogin/oauthtest"
+	"github.com/roomcast/roomcast/services/auth/authtest/oidctest"
 )
 
 const (
@@ -44,7 +44,7 @@ func (m memPolicy) RedirectURIs(_ context.Context, app string) ([]string, error)
 
 type oidcEnv struct {
 	flow *Flow
-	op   *oauthtest.OP
+	op   *oidctest.OP
 	rdb  *redis.Client
 }
 
@@ -53,7 +53,7 @@ type oidcEnv struct {
 func newOIDCEnv(t *testing.T) *oidcEnv {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
-	o := oauthtest.StartOP(t, "roomcast", "client-secret-1", testCallback)
+	o := oidctest.StartOP(t, "roomcast", "client-secret-1", testCallback)
 	flow := New(Config{
 		Redis: rdb, Prefix: prefix,
 		Providers: memProviders{testApp + "/corp": {
@@ -79,7 +79,7 @@ func (e *oidcEnv) start(t *testing.T) string {
 // query the provider sent back to our callback.
 func callbackQuery(t *testing.T, authURL string) url.Values {
 	t.Helper()
-	back := oauthtest.NewBrowser(t).SignInAtOP(authURL)
+	back := oidctest.NewBrowser(t).SignInAtOP(authURL)
 	if got := back.Scheme + "://" + back.Host + back.Path; got != testCallback {
 		t.Fatalf("provider redirected to %s, want the callback %s", back, testCallback)
 	}
@@ -141,7 +141,7 @@ func TestOIDCSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Identity{Provider: "corp", Subject: oauthtest.Subject, Email: oauthtest.Email, EmailVerified: true}
+	want := Identity{Provider: "corp", Subject: oidctest.Subject, Email: oidctest.Email, EmailVerified: true}
 	if id.Provider != want.Provider || id.Subject != want.Subject || id.Email != want.Email || !id.EmailVerified {
 		t.Fatalf("identity %+v, want %+v", id, want)
 	}
@@ -274,7 +274,7 @@ func TestStartChecks(t *testing.T) {
 func TestGitHubSignIn(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testenv.Redis(t)
-	gh := oauthtest.StartGitHub(t, "gh-client", "gh-secret")
+	gh := oidctest.StartGitHub(t, "gh-client", "gh-secret")
 	flow := New(Config{
 		Redis: rdb, Prefix: prefix,
 		Providers: memProviders{testApp + "/github": {
@@ -292,7 +292,7 @@ func TestGitHubSignIn(t *testing.T) {
 	if au, _ := url.Parse(authURL); au.Query().Get("nonce") != "" || !strings.Contains(au.Query().Get("scope"), "user:email") {
 		t.Fatalf("authorization URL %s: a nonce is for OIDC only; the default scopes read the emails", authURL)
 	}
-	q := oauthtest.NewBrowser(t).Get(authURL).Query()
+	q := oidctest.NewBrowser(t).Get(authURL).Query()
 	redirect, err := flow.Callback(ctx, testApp, "github", q)
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +301,7 @@ func TestGitHubSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Identity{Provider: "github", Subject: oauthtest.GitHubUserID, Email: oauthtest.GitHubEmail, EmailVerified: true, Name: oauthtest.GitHubLogin}
+	want := Identity{Provider: "github", Subject: oidctest.GitHubUserID, Email: oidctest.GitHubEmail, EmailVerified: true, Name: oidctest.GitHubLogin}
 	if id != want {
 		t.Fatalf("identity %+v, want %+v", id, want)
 	}
@@ -309,7 +309,7 @@ func TestGitHubSignIn(t *testing.T) {
 	// The spent code, presented with a fresh state, is refused by the
 	// provider.
 	authURL, _ = flow.Start(ctx, testApp, "github", appRedirect, testCallback)
-	q2 := oauthtest.NewBrowser(t).Get(authURL).Query()
+	q2 := oidctest.NewBrowser(t).Get(authURL).Query()
 	q2.Set("code", q.Get("code"))
 	if redirect, err := flow.Callback(ctx, testApp, "github", q2); !errors.Is(err, ErrFailed) || appRedirected(t, redirect).Get("error") != "oauth_failed" {
 		t.Fatalf("replayed GitHub code: %q, %v", redirect, err)

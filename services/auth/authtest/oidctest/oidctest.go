@@ -1,9 +1,9 @@
-// Package oauthtest runs, for tests, the providers users sign in with: a
+// Package oidctest runs, for tests, the providers users sign in with: a
 // real OpenID Provider built from github.com/zitadel/oidc/v3 (its pkg/op
 // over the library's in-memory example storage, with a minimal login
 // form) and a small stand-in for GitHub's OAuth2 endpoints. Both listen on
 // a free port and stop when the test ends.
-package oauthtest
+package oidctest
 
 import (
 	"context"
