@@ -33,6 +33,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/roomcast/roomcast/pkg/envelope"
+	"github.com/roomcast/roomcast/pkg/nodelease"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/roomlog"
 )
@@ -426,7 +427,7 @@ func (s *Store) roomKeys(app, room string) roomKeys {
 }
 
 func (s *Store) nodeKey(node string) string  { return s.prefix + "presence:node:" + node }
-func (s *Store) aliveKey(node string) string { return s.prefix + "presence:node:" + node + ":alive" }
+func (s *Store) aliveKey(node string) string { return nodelease.Key(s.prefix, node) }
 func (s *Store) nodesKey() string            { return s.prefix + "presence:nodes" }
 func (s *Store) memberKey(app, member string) string {
 	return s.prefix + "presence:member:" + app + ":" + member

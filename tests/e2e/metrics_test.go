@@ -163,6 +163,58 @@ func TestUsageMetricsAreExact(t *testing.T) {
 	})
 }
 
+// TestUsageForgetsAKilledGatewaysConnections: a gateway killed with
+// SIGKILL never sends connection.closed; once its lease runs out the
+// metrics service takes its connections off the current values (and
+// keeps the peaks), while the other gateway's stay counted.
+func TestUsageForgetsAKilledGatewaysConnections(t *testing.T) {
+	env := harness.NewEnv(t)
+	db := testenv.Postgres(t)
+	m := env.Metrics(t, "m1", db, "METRICS_SWEEP_INTERVAL=200ms")
+	gw := func(node string) *harness.Process {
+		return env.Gateway(t, node, "GATEWAY_EVENT_CONSUMERS=metrics", "GATEWAY_PRESENCE_NODE_TTL=1500ms")
+	}
+	g1, g2 := gw("g1"), gw("g2")
+	for i, g := range []*harness.Process{g1, g1, g1, g2, g2} {
+		c := dialPresence(t, g.WSURL(), env.Token(t, fmt.Sprintf("u%d", i), allCaps, time.Hour))
+		c.call(map[string]any{"op": "join", "room": "r"})
+	}
+	sdk, err := rest.New(rest.Config{APIKey: env.Key.String(), MetricsURL: m.HTTPURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	q := rest.StatsQuery{From: time.Now().Add(-time.Hour), Unit: rest.UnitHour}
+	current := func(room string) (cur, peak int64) {
+		var u *rest.Usage
+		var err error
+		if room == "" {
+			u, err = sdk.Stats(ctx, q)
+		} else {
+			u, err = sdk.RoomStats(ctx, room, q)
+		}
+		if err != nil {
+			t.Logf("stats %q: %v", room, err)
+			return -1, -1
+		}
+		return u.Totals.CurrentConnections, u.Totals.PeakConnections
+	}
+	testenv.WaitFor(t, time.Minute, "5 connections counted", func() bool {
+		app, _ := current("")
+		room, _ := current("r")
+		return app == 5 && room == 5
+	})
+	g1.Kill()
+	testenv.WaitFor(t, time.Minute, "g1's 3 connections taken off", func() bool {
+		app, appPeak := current("")
+		room, roomPeak := current("r")
+		return app == 2 && room == 2 && appPeak == 5 && roomPeak == 5
+	})
+	if !strings.Contains(m.Logs(), "took a dead gateway's connections off") {
+		t.Error("the metrics service did not log the sweep")
+	}
+}
+
 func metricsOpenAPI(t *testing.T) validator.Validator {
 	t.Helper()
 	raw, err := os.ReadFile("../../docs/metrics-openapi.yaml")

@@ -236,11 +236,12 @@ func (c *Config) Presence() bool {
 }
 
 // NodeLease reports whether the node keeps a liveness lease in Redis: the
-// presence and webhooks services both sweep what a dead node left behind
-// (its members; the rooms it kept occupied) when its lease runs out.
+// presence, webhooks and metrics services sweep what a dead node left
+// behind (its members; the rooms it kept occupied; its connections) when
+// its lease runs out.
 func (c *Config) NodeLease() bool {
 	cs, _ := c.Consumers()
-	return slices.Contains(cs, "presence") || slices.Contains(cs, "webhooks")
+	return slices.Contains(cs, "presence") || slices.Contains(cs, "webhooks") || slices.Contains(cs, "metrics")
 }
 
 // ParseKeys parses ROOMCAST_KEYS.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/apikeys"
 	"github.com/roomcast/roomcast/pkg/events"
+	"github.com/roomcast/roomcast/pkg/nodelease"
 	"github.com/roomcast/roomcast/pkg/observability"
 	"github.com/roomcast/roomcast/pkg/service"
 	"github.com/roomcast/roomcast/services/metrics/config"
@@ -93,6 +94,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	defer stopBg()
 	go ring.Run(bgCtx, cfg.KeysRefresh)
 	go worker.Prune(bgCtx, st, cfg.DedupeWindow, 10*time.Minute, log.With("component", "prune"))
+	leases := &nodelease.Tracker{RDB: rdb, Prefix: cfg.RedisPrefix, Seen: cfg.RedisPrefix + "metrics:leased"}
+	go worker.RunSweeper(bgCtx, st, leases, cfg.SweepInterval, cfg.DedupeWindow, log.With("component", "sweep"))
 
 	hs.Announce(log, onListen, "queue", queue)
 	if err := hs.Wait(ctx); err != nil {

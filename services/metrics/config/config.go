@@ -39,6 +39,10 @@ type Config struct {
 	// a task delivered again (asynq delivers at least once) is not counted
 	// twice. It must exceed the longest a task can wait for its retries.
 	DedupeWindow time.Duration `env:"METRICS_DEDUPE_WINDOW" envDefault:"24h"`
+	// SweepInterval is how often the service looks for gateways whose
+	// lease ran out (killed, or cut off) and takes their connections off
+	// the current values: they never send connection.closed.
+	SweepInterval time.Duration `env:"METRICS_SWEEP_INTERVAL" envDefault:"5s"`
 	// MaxBuckets caps the buckets one stats query may return.
 	MaxBuckets int `env:"METRICS_MAX_BUCKETS" envDefault:"1500"`
 	// ShutdownTimeout bounds a graceful stop on SIGTERM: tasks in progress
@@ -72,6 +76,7 @@ func (c *Config) Validate() error {
 		"METRICS_KEYS_REFRESH":     c.KeysRefresh,
 		"METRICS_POLL_INTERVAL":    c.PollInterval,
 		"METRICS_DEDUPE_WINDOW":    c.DedupeWindow,
+		"METRICS_SWEEP_INTERVAL":   c.SweepInterval,
 		"METRICS_SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
 	} {
 		if d <= 0 {

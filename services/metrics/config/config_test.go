@@ -19,7 +19,7 @@ func TestOperationsDocListsEveryVariable(t *testing.T) {
 func TestValidate(t *testing.T) {
 	valid := func() Config {
 		c := Config{DatabaseURL: "postgres://x", KeysRefresh: time.Second, Concurrency: 1, PollInterval: time.Second,
-			DedupeWindow: time.Hour, MaxBuckets: 10, ShutdownTimeout: time.Second}
+			DedupeWindow: time.Hour, MaxBuckets: 10, ShutdownTimeout: time.Second, SweepInterval: time.Second}
 		c.Shards = 1
 		return c
 	}
@@ -31,6 +31,7 @@ func TestValidate(t *testing.T) {
 		"METRICS_DATABASE_URL":   func(c *Config) { c.DatabaseURL = "" },
 		"METRICS_CONCURRENCY":    func(c *Config) { c.Concurrency = 0 },
 		"METRICS_DEDUPE_WINDOW":  func(c *Config) { c.DedupeWindow = 0 },
+		"METRICS_SWEEP_INTERVAL": func(c *Config) { c.SweepInterval = 0 },
 		"ROOMCAST_SERVICE_TOKEN": func(c *Config) { c.AuthURL = "http://auth" },
 		"ROOMCAST_KEYS":          func(c *Config) { c.Keys = "not a key" },
 	} {

@@ -30,6 +30,10 @@ type Change struct {
 	Connections, Messages, Bytes int64
 	// Gauge deltas: live connections and presence members.
 	ConnDelta, PresenceDelta int64
+	// Node is the gateway holding the connection of a ConnDelta; its
+	// connections are taken off when it dies (SweepNode). Empty: not
+	// tracked by node.
+	Node string
 }
 
 // Store reads and writes usage.
@@ -65,27 +69,19 @@ func (s *Store) Apply(ctx context.Context, id string, now time.Time, changes []C
 		applied = true
 		nowMin := now.UTC().Truncate(time.Minute)
 		for _, c := range changes {
+			if c.ConnDelta != 0 && c.Node != "" {
+				counted, err := trackNode(ctx, tx, c)
+				if err != nil {
+					return err
+				}
+				if !counted {
+					c.ConnDelta = 0 // its node was swept: already taken off
+				}
+			}
 			if c.ConnDelta == 0 && c.PresenceDelta == 0 {
 				continue
 			}
-			var conns, pres int64
-			if err := tx.QueryRow(ctx, `
-INSERT INTO usage_live (app, room, connections, presence) VALUES ($1, $2, $3, $4)
-ON CONFLICT (app, room) DO UPDATE SET connections = usage_live.connections + EXCLUDED.connections,
-                                      presence = usage_live.presence + EXCLUDED.presence
-RETURNING connections, presence`, c.App, c.Room, c.ConnDelta, c.PresenceDelta).Scan(&conns, &pres); err != nil {
-				return err
-			}
-			// A minute's peak includes the value it started from.
-			if _, err := tx.Exec(ctx, `
-INSERT INTO usage_gauges (app, room, minute, connections_peak, connections_current, presence_peak, presence_current)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (app, room, minute) DO UPDATE SET
-    connections_peak = greatest(usage_gauges.connections_peak, EXCLUDED.connections_current),
-    connections_current = EXCLUDED.connections_current,
-    presence_peak = greatest(usage_gauges.presence_peak, EXCLUDED.presence_current),
-    presence_current = EXCLUDED.presence_current`,
-				c.App, c.Room, nowMin, max(conns, conns-c.ConnDelta), conns, max(pres, pres-c.PresenceDelta), pres); err != nil {
+			if err := addLive(ctx, tx, c.App, c.Room, nowMin, c.ConnDelta, c.PresenceDelta); err != nil {
 				return err
 			}
 		}
@@ -108,6 +104,130 @@ ON CONFLICT (app, room, minute) DO UPDATE SET connections = usage_counts.connect
 		return false, fmt.Errorf("store: apply: %w", err)
 	}
 	return applied, nil
+}
+
+// addLive adds deltas to the live values of an app or room and records
+// the gauges of the minute.
+func addLive(ctx context.Context, tx pgx.Tx, app, room string, minute time.Time, connDelta, presDelta int64) error {
+	var conns, pres int64
+	if err := tx.QueryRow(ctx, `
+INSERT INTO usage_live (app, room, connections, presence) VALUES ($1, $2, $3, $4)
+ON CONFLICT (app, room) DO UPDATE SET connections = usage_live.connections + EXCLUDED.connections,
+                                      presence = usage_live.presence + EXCLUDED.presence
+RETURNING connections, presence`, app, room, connDelta, presDelta).Scan(&conns, &pres); err != nil {
+		return err
+	}
+	// A minute's peak includes the value it started from.
+	_, err := tx.Exec(ctx, `
+INSERT INTO usage_gauges (app, room, minute, connections_peak, connections_current, presence_peak, presence_current)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (app, room, minute) DO UPDATE SET
+    connections_peak = greatest(usage_gauges.connections_peak, EXCLUDED.connections_current),
+    connections_current = EXCLUDED.connections_current,
+    presence_peak = greatest(usage_gauges.presence_peak, EXCLUDED.presence_current),
+    presence_current = EXCLUDED.presence_current`,
+		app, room, minute, max(conns, conns-connDelta), conns, max(pres, pres-presDelta), pres)
+	return err
+}
+
+// trackNode records a connection delta against its gateway, unless that
+// gateway was swept already; it reports whether the delta counts.
+func trackNode(ctx context.Context, tx pgx.Tx, c Change) (bool, error) {
+	var dead bool
+	// The node's lock, shared: a sweep of the node (exclusive) waits for
+	// this transaction, or this one for the sweep.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))`, c.Node); err != nil {
+		return false, err
+	}
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_dead_nodes WHERE node = $1)`, c.Node).Scan(&dead); err != nil {
+		return false, err
+	}
+	if dead {
+		return false, nil
+	}
+	_, err := tx.Exec(ctx, `
+INSERT INTO usage_live_nodes (node, app, room, connections) VALUES ($1, $2, $3, $4)
+ON CONFLICT (node, app, room) DO UPDATE SET connections = usage_live_nodes.connections + EXCLUDED.connections`,
+		c.Node, c.App, c.Room, c.ConnDelta)
+	return err == nil, err
+}
+
+// LiveNodes lists the gateways holding connections.
+func (s *Store) LiveNodes(ctx context.Context) ([]string, error) {
+	rows, err := s.db.Query(ctx, `SELECT DISTINCT node FROM usage_live_nodes`)
+	if err != nil {
+		return nil, fmt.Errorf("store: live nodes: %w", err)
+	}
+	nodes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: live nodes: %w", err)
+	}
+	return nodes, nil
+}
+
+// SweepNode takes the connections of a dead gateway off the live values
+// (gauges of the minute now) and marks it swept, so its late events count
+// nothing. It returns how many connections (of the app as a whole) it
+// took off. Sweeping a node twice takes nothing off the second time.
+func (s *Store) SweepNode(ctx context.Context, node string, now time.Time) (int64, error) {
+	var removed int64
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		// The node's lock, exclusive: no event of the node is being
+		// counted meanwhile (trackNode).
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, node); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO usage_dead_nodes (node) VALUES ($1) ON CONFLICT (node) DO UPDATE SET at = now()`, node); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `DELETE FROM usage_live_nodes WHERE node = $1 RETURNING app, room, connections`, node)
+		if err != nil {
+			return err
+		}
+		type live struct {
+			app, room string
+			conns     int64
+		}
+		var lives []live
+		for rows.Next() {
+			var l live
+			if err := rows.Scan(&l.app, &l.room, &l.conns); err != nil {
+				return err
+			}
+			lives = append(lives, l)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// The lock order of Apply: by app, then room.
+		slices.SortFunc(lives, func(a, b live) int { return cmp.Or(cmp.Compare(a.app, b.app), cmp.Compare(a.room, b.room)) })
+		minute := now.UTC().Truncate(time.Minute)
+		for _, l := range lives {
+			if l.conns == 0 {
+				continue
+			}
+			if err := addLive(ctx, tx, l.app, l.room, minute, -l.conns, 0); err != nil {
+				return err
+			}
+			if l.room == "" {
+				removed += l.conns
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: sweep node: %w", err)
+	}
+	return removed, nil
+}
+
+// PruneDeadNodes forgets swept gateways recorded before before: by then
+// no event of theirs is still queued.
+func (s *Store) PruneDeadNodes(ctx context.Context, before time.Time) error {
+	if _, err := s.db.Exec(ctx, `DELETE FROM usage_dead_nodes WHERE at < $1`, before); err != nil {
+		return fmt.Errorf("store: prune dead nodes: %w", err)
+	}
+	return nil
 }
 
 // Prune forgets up to limit processed ids recorded before before, and

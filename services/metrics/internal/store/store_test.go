@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -89,5 +90,72 @@ func TestApplyCountsEachEventOnce(t *testing.T) {
 	}
 	if n, err := st.Prune(ctx, time.Now().Add(time.Hour), 2); err != nil || n != 2 {
 		t.Fatalf("prune: %d, %v", n, err)
+	}
+}
+
+// TestSweepNodeTakesADeadGatewaysConnectionsOff: connections of a gateway
+// that died never close; sweeping it takes them off the live values once,
+// and its late events count nothing.
+func TestSweepNodeTakesADeadGatewaysConnectionsOff(t *testing.T) {
+	st := open(t)
+	ctx := context.Background()
+	t0 := time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
+	n := 0
+	apply := func(cs ...store.Change) {
+		t.Helper()
+		n++
+		if _, err := st.Apply(ctx, fmt.Sprint("e", n), t0, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	connect := func(node, room string) {
+		apply(store.Change{App: "x", At: t0, Connections: 1, ConnDelta: 1, Node: node})
+		apply(store.Change{App: "x", Room: room, At: t0, Connections: 1, ConnDelta: 1, Node: node})
+	}
+	connect("g1", "r")
+	connect("g1", "r")
+	connect("g2", "r")
+	connect("g2", "s")
+	current := func(room string) int64 {
+		t.Helper()
+		b, err := st.Stats(ctx, "x", room, t0, t0.Add(2*time.Minute), store.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b[len(b)-1].CurrentConnections
+	}
+	if c := current(""); c != 4 {
+		t.Fatalf("app current %d, want 4", c)
+	}
+	nodes, err := st.LiveNodes(ctx)
+	if err != nil || len(nodes) != 2 {
+		t.Fatalf("live nodes %v, %v", nodes, err)
+	}
+
+	removed, err := st.SweepNode(ctx, "g1", t0.Add(time.Minute))
+	if err != nil || removed != 2 {
+		t.Fatalf("sweep g1: removed %d, %v; want 2", removed, err)
+	}
+	if c, r := current(""), current("r"); c != 2 || r != 1 {
+		t.Fatalf("after the sweep: app %d, room r %d; want 2 and 1", c, r)
+	}
+	// A close of g1 handled after the sweep: already taken off.
+	apply(store.Change{App: "x", At: t0, ConnDelta: -1, Node: "g1"})
+	if removed, err := st.SweepNode(ctx, "g1", t0.Add(time.Minute)); err != nil || removed != 0 {
+		t.Fatalf("second sweep removed %d, %v", removed, err)
+	}
+	if c := current(""); c != 2 {
+		t.Fatalf("late event or second sweep changed the count: app %d, want 2", c)
+	}
+	// g2 is alive: its close counts.
+	apply(store.Change{App: "x", Room: "s", At: t0, ConnDelta: -1, Node: "g2"})
+	if c := current("s"); c != 0 {
+		t.Fatalf("room s %d, want 0", c)
+	}
+	if nodes, _ := st.LiveNodes(ctx); len(nodes) != 1 || nodes[0] != "g2" {
+		t.Fatalf("live nodes %v, want [g2]", nodes)
+	}
+	if err := st.PruneDeadNodes(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
 	}
 }

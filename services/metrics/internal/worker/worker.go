@@ -20,6 +20,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/roomcast/roomcast/pkg/events"
+	"github.com/roomcast/roomcast/pkg/nodelease"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/services/metrics/internal/store"
 )
@@ -103,7 +104,7 @@ func Changes(t *asynq.Task) (id string, changes []store.Change, err error) {
 		if p.App == "" {
 			return "", nil, invalid(t, "app")
 		}
-		c := store.Change{App: p.App, At: time.UnixMilli(p.At), ConnDelta: -1}
+		c := store.Change{App: p.App, At: time.UnixMilli(p.At), ConnDelta: -1, Node: p.Node}
 		if t.Type() == events.TypeConnectionOpened {
 			c.Connections, c.ConnDelta = 1, 1
 		}
@@ -116,7 +117,7 @@ func Changes(t *asynq.Task) (id string, changes []store.Change, err error) {
 		if p.App == "" || p.Room == "" {
 			return "", nil, invalid(t, "app and room")
 		}
-		c := store.Change{App: p.App, Room: p.Room, At: time.UnixMilli(p.At), ConnDelta: -1}
+		c := store.Change{App: p.App, Room: p.Room, At: time.UnixMilli(p.At), ConnDelta: -1, Node: p.Node}
 		if t.Type() == events.TypeRoomJoined {
 			c.Connections, c.ConnDelta = 1, 1
 		}
@@ -190,6 +191,66 @@ func Prune(ctx context.Context, st interface {
 			if n < 10000 {
 				break
 			}
+		}
+	}
+}
+
+// NodeStore is what the sweep needs of the store.
+type NodeStore interface {
+	LiveNodes(ctx context.Context) ([]string, error)
+	SweepNode(ctx context.Context, node string, now time.Time) (int64, error)
+	PruneDeadNodes(ctx context.Context, before time.Time) error
+}
+
+// NodeChecker tells whether a gateway is dead (nodelease.Tracker).
+type NodeChecker interface {
+	Check(ctx context.Context, node string) (nodelease.State, error)
+	Forget(ctx context.Context, node string) error
+}
+
+// Sweep takes the connections of dead gateways off the live values: a
+// gateway killed outright never sends connection.closed for its
+// connections. Every replica may sweep; sweeping a node twice takes
+// nothing off twice (store.SweepNode). Swept nodes are remembered for
+// keep, the longest an event of theirs can wait in the queue.
+func Sweep(ctx context.Context, st NodeStore, leases NodeChecker, keep time.Duration, log *slog.Logger) (swept int64, err error) {
+	nodes, err := st.LiveNodes(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, node := range nodes {
+		state, err := leases.Check(ctx, node)
+		if err != nil {
+			return swept, err
+		}
+		if state != nodelease.Dead {
+			continue
+		}
+		n, err := st.SweepNode(ctx, node, time.Now())
+		if err != nil {
+			return swept, err
+		}
+		if err := leases.Forget(ctx, node); err != nil {
+			return swept, err
+		}
+		swept += n
+		log.Info("took a dead gateway's connections off", "dead_node", node, "connections", n)
+	}
+	return swept, st.PruneDeadNodes(ctx, time.Now().Add(-keep))
+}
+
+// RunSweeper sweeps every interval until ctx ends.
+func RunSweeper(ctx context.Context, st NodeStore, leases NodeChecker, interval, keep time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := Sweep(ctx, st, leases, keep, log); err != nil && ctx.Err() == nil {
+			log.Warn("sweep of dead gateways failed; will retry", "err", err)
 		}
 	}
 }

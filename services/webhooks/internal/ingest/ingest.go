@@ -34,6 +34,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/roomcast/roomcast/pkg/events"
+	"github.com/roomcast/roomcast/pkg/nodelease"
 	"github.com/roomcast/roomcast/pkg/webhooks"
 )
 
@@ -236,11 +237,6 @@ func (in *Ingester) membership(ctx context.Context, join bool, p events.Membersh
 	return nil, nil
 }
 
-// leaseKey is the gateway lease pkg/presence keeps (Store.Lease).
-func (in *Ingester) leaseKey(node string) string {
-	return in.prefix + "presence:node:" + node + ":alive"
-}
-
 // Sweep ends the room memberships of gateways whose lease ran out, if no
 // other process swept within interval, recording room.vacated for the
 // rooms they leave empty. A node counts as dead only after a sweep saw its
@@ -255,18 +251,17 @@ func (in *Ingester) Sweep(ctx context.Context, interval time.Duration) (int, err
 		return 0, err
 	}
 	vacated := 0
+	leases := &nodelease.Tracker{RDB: in.rdb, Prefix: in.prefix, Seen: in.prefix + "webhooks:leased"}
 	for _, node := range nodes {
-		alive, err := in.rdb.Exists(ctx, in.leaseKey(node)).Result()
+		state, err := leases.Check(ctx, node)
 		if err != nil {
 			return vacated, err
 		}
-		leasedKey := in.prefix + "webhooks:leased"
-		if alive == 1 {
-			in.rdb.SAdd(ctx, leasedKey, node)
+		switch state {
+		case nodelease.Alive:
 			continue
-		}
-		if seen, err := in.rdb.SIsMember(ctx, leasedKey, node).Result(); err != nil || !seen {
-			if err == nil && in.rdb.SCard(ctx, in.nodeKey(node)).Val() == 0 {
+		case nodelease.Unknown:
+			if in.rdb.SCard(ctx, in.nodeKey(node)).Val() == 0 {
 				in.rdb.SRem(ctx, in.nodesKey(), node)
 			}
 			continue
@@ -276,7 +271,9 @@ func (in *Ingester) Sweep(ctx context.Context, interval time.Duration) (int, err
 		if err != nil {
 			return vacated, err
 		}
-		in.rdb.SRem(ctx, leasedKey, node)
+		if err := leases.Forget(ctx, node); err != nil {
+			return vacated, err
+		}
 		in.log.Info("swept dead gateway's room memberships", "dead_node", node, "vacated", n)
 	}
 	return vacated, nil
