@@ -58,8 +58,13 @@ type UserPolicy struct {
 	UpdatedAt    *time.Time         `json:"updated_at,omitempty"`
 }
 
-// MFATOTP is the method name of TOTP in User.MFA and MFAChallenge.Methods.
-const MFATOTP = "totp"
+// MFATOTP is the method name of TOTP in User.MFA and SignInResult.Methods.
+// MFATOTPEnroll in Methods means the policy requires a second factor the
+// user has not set up: enroll and confirm TOTP with the mfa_token.
+const (
+	MFATOTP       = "totp"
+	MFATOTPEnroll = "totp_enroll"
+)
 
 // User is an end user as they see themselves (GET /me) and as sessions
 // carry it. The admin view adds Blocked, Online and LastSeenAt.
@@ -172,14 +177,24 @@ type TOTPEnrollment struct {
 	QRPNG      []byte `json:"qr_png"`
 }
 
-// TOTPCode is the body of /mfa/totp/confirm and /mfa/totp/disable.
-type TOTPCode struct {
-	Code string `json:"code"`
+// TOTPEnroll is the optional body of /mfa/totp/enroll: without a bearer,
+// the mfa_token of a sign-in that answered methods ["totp_enroll"].
+type TOTPEnroll struct {
+	MFAToken string `json:"mfa_token,omitempty"`
 }
 
-// RecoveryCodes answers /mfa/totp/confirm: shown once.
+// TOTPCode is the body of /mfa/totp/confirm and /mfa/totp/disable;
+// MFAToken replaces the bearer as in TOTPEnroll (confirm only).
+type TOTPCode struct {
+	Code     string `json:"code"`
+	MFAToken string `json:"mfa_token,omitempty"`
+}
+
+// RecoveryCodes answers /mfa/totp/confirm: shown once. Session is the
+// session a confirmation with an mfa_token signs in.
 type RecoveryCodes struct {
-	RecoveryCodes []string `json:"recovery_codes"`
+	RecoveryCodes []string      `json:"recovery_codes"`
+	Session       *SignInResult `json:"session,omitempty"`
 }
 
 // OAuthExchange is the body of POST /oauth/exchange.

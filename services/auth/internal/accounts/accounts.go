@@ -361,12 +361,16 @@ func (s *Service) result(ctx context.Context, p store.UserPolicy, u store.User, 
 // signedIn finishes a first factor: a session, or an mfa_token when the
 // user has TOTP on.
 func (s *Service) signedIn(ctx context.Context, p store.UserPolicy, u store.User, c Client) (Result, error) {
-	if u.TOTPConfirmedAt != nil {
+	if u.TOTPConfirmedAt != nil || p.MFARequired {
 		tok, err := s.newMFAToken(ctx, p.App, u.ID)
 		if err != nil {
 			return Result{}, err
 		}
-		return Result{MFARequired: true, MFAToken: tok, Methods: []string{authapi.MFATOTP}}, nil
+		method := authapi.MFATOTP
+		if u.TOTPConfirmedAt == nil {
+			method = authapi.MFATOTPEnroll
+		}
+		return Result{MFARequired: true, MFAToken: tok, Methods: []string{method}}, nil
 	}
 	return s.newSession(ctx, p, u, c)
 }

@@ -104,6 +104,53 @@ func (s *Service) checkTOTP(ctx context.Context, u store.User, code string) erro
 	return nil
 }
 
+// MFAPrincipal is the user behind an mfa_token whose user must enroll
+// TOTP (the policy requires it): the token stands in for the bearer of
+// /mfa/totp/enroll and /mfa/totp/confirm.
+func (s *Service) MFAPrincipal(ctx context.Context, app, mfaToken string) (Principal, error) {
+	if _, err := s.policy(ctx, app); err != nil {
+		return Principal{}, err
+	}
+	if !strings.HasPrefix(mfaToken, "mt_") {
+		return Principal{}, ErrMFAInvalid
+	}
+	vals, err := s.rdb.HGetAll(ctx, s.mfaKey(mfaToken)).Result()
+	if err != nil {
+		return Principal{}, fmt.Errorf("accounts: mfa token: %w", err)
+	}
+	if vals["app"] != app || vals["user"] == "" {
+		return Principal{}, ErrMFAInvalid
+	}
+	u, err := s.st.UserByID(ctx, app, vals["user"])
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, ErrMFAInvalid
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	if u.BlockedAt != nil {
+		return Principal{}, ErrMFAInvalid
+	}
+	return Principal{App: app, User: u}, nil
+}
+
+// FinishEnrollment signs in the user of an mfa_token that has just
+// confirmed TOTP; the token is used up.
+func (s *Service) FinishEnrollment(ctx context.Context, app, mfaToken string, pr Principal, c Client) (Result, error) {
+	p, err := s.policy(ctx, app)
+	if err != nil {
+		return Result{}, err
+	}
+	if n, err := s.rdb.Del(ctx, s.mfaKey(mfaToken)).Result(); err != nil || n != 1 {
+		return Result{}, ErrMFAInvalid
+	}
+	u, err := s.st.UserByID(ctx, app, pr.User.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	return s.newSession(ctx, p, u, c)
+}
+
 // EnrollTOTP creates a new TOTP secret for the user, to be confirmed with
 // a code; ErrConflict if TOTP is on already (disable it first).
 func (s *Service) EnrollTOTP(ctx context.Context, pr Principal) (authapi.TOTPEnrollment, error) {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/seal"
+	"github.com/roomcast/roomcast/services/auth/internal/accounts"
 	"github.com/roomcast/roomcast/services/auth/internal/oauthlogin"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
 )
@@ -51,6 +53,13 @@ type Config struct {
 	// PublicURL is AUTH_PUBLIC_URL, the base of the provider callback.
 	OAuth     *oauthlogin.Flow
 	PublicURL string
+
+	// Accounts serves the end-user endpoints (nil: not mounted); Online
+	// tells the admin API whether a user is connected; TrustedProxies
+	// are AUTH_TRUSTED_PROXIES, for the client IP the abuse limits count.
+	Accounts       *accounts.Service
+	Online         accounts.Online
+	TrustedProxies []netip.Prefix
 }
 
 // API serves the endpoints.
@@ -97,6 +106,7 @@ func (a *API) Mount(mux *http.ServeMux) {
 	a.route(mux, "POST "+authapi.PathTokens, a.issueToken)
 	a.route(mux, "GET "+authapi.PathJWKS, a.jwks)
 	a.mountOAuth(mux)
+	a.mountUsers(mux)
 	mux.HandleFunc("GET "+authapi.PathInternalKeys, func(w http.ResponseWriter, r *http.Request) {
 		a.serve(w, r, authapi.PathInternalKeys, a.service(func(r *http.Request) (int, any, *Error) { return a.internalKeys(w, r) }))
 	})
@@ -134,7 +144,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, route string, h hand
 		return
 	}
 	a.requests.WithLabelValues(route, "").Inc()
-	if status == http.StatusNotModified {
+	if status == http.StatusNotModified || status == http.StatusNoContent {
 		w.WriteHeader(status)
 		return
 	}
