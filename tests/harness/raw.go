@@ -26,6 +26,8 @@ type Raw struct {
 	// NoPong stops the client from answering pings, like a peer whose
 	// network vanished.
 	NoPong bool
+	// Protocol is the subprotocol the server selected ("" for none).
+	Protocol string
 }
 
 // DialRaw opens a WebSocket to url offering protocols, with extra headers.
@@ -33,7 +35,7 @@ type Raw struct {
 func DialRaw(t testing.TB, url string, header http.Header, protocols ...string) *Raw {
 	t.Helper()
 	d := ws.Dialer{Protocols: protocols, Timeout: 10 * time.Second, Header: ws.HandshakeHeaderHTTP(header)}
-	nc, br, _, err := d.Dial(context.Background(), url)
+	nc, br, hs, err := d.Dial(context.Background(), url)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
@@ -41,7 +43,7 @@ func DialRaw(t testing.TB, url string, header http.Header, protocols ...string) 
 	if br == nil {
 		br = bufio.NewReader(nc)
 	}
-	return &Raw{t: t, Conn: nc, rd: br}
+	return &Raw{t: t, Conn: nc, rd: br, Protocol: hs.Protocol}
 }
 
 // WriteFrame writes one client frame (masked, as the RFC requires).
@@ -98,7 +100,11 @@ func (r *Raw) Read(timeout time.Duration) (Frame, error) {
 			return Frame{Op: hdr.OpCode, Payload: payload, CloseCode: protocol.CloseCode(code), Reason: reason}, nil
 		}
 		f := Frame{Op: hdr.OpCode, Payload: payload}
-		sf, err := protocol.JSON.DecodeServerFrame(payload)
+		codec := protocol.JSON
+		if hdr.OpCode == ws.OpBinary { // roomcast.v1.msgpack
+			codec = protocol.Msgpack
+		}
+		sf, err := codec.DecodeServerFrame(payload)
 		if err != nil {
 			return f, err
 		}

@@ -18,6 +18,10 @@
 //	if _, err := c.Join(ctx, "lobby"); err != nil { ... }
 //	pos, err := c.Publish(ctx, "lobby", []byte(`{"text":"hi"}`), client.WithEvent("chat"))
 //
+// Payloads are JSON text, or opaque bytes with the Binary publish option
+// (Message.Binary on receipt). Config.Codec = protocol.Msgpack carries them
+// as raw bytes in binary frames; the default JSON codec as base64.
+//
 // All methods are safe for concurrent use.
 package client
 
@@ -410,8 +414,9 @@ func (c *Client) Leave(ctx context.Context, room string) error {
 	return err
 }
 
-// Publish sends data, which must be one JSON value, to a room, and returns
-// where it was stored (zero for a Transient publish).
+// Publish sends data, which must be one JSON value (or any bytes with the
+// Binary option), to a room, and returns where it was stored (zero for a
+// Transient publish).
 //
 // While disconnected, Publish waits for the connection (bounded by ctx).
 // Every non-transient publish carries an idempotency key (a random one
@@ -435,6 +440,7 @@ func (c *Client) Publish(ctx context.Context, room string, data []byte, opts ...
 		Room:           room,
 		Event:          o.event,
 		Data:           data,
+		Binary:         o.binary && len(data) > 0,
 		Transient:      o.transient,
 		IdempotencyKey: o.idempotencyKey,
 	}, !o.transient, nil, nil)

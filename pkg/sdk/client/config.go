@@ -36,6 +36,13 @@ type Config struct {
 	// "roomcast.token.<jwt>", which keeps it out of URLs and access logs.
 	TokenInQuery bool
 
+	// Codec is the wire encoding: protocol.JSON (text frames) or
+	// protocol.Msgpack (binary frames; payloads travel as raw bytes, with
+	// no base64). Zero: JSON. Either codec sends and receives binary
+	// payloads (Publish with Binary, Message.Binary) and JSON ones, and
+	// talks with clients of the other codec in the same rooms.
+	Codec protocol.Codec
+
 	// Header holds extra handshake headers (Origin, User-Agent, …).
 	// Zero: none.
 	Header http.Header

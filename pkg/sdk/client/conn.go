@@ -74,7 +74,9 @@ func closeCodeFor(err error) (ws.StatusCode, bool) {
 	return 0, false
 }
 
-var errBinaryFrame = errors.New("binary frame on a text subprotocol")
+// errBinaryFrame is a data frame of the other kind than the negotiated
+// codec's (binary on JSON, text on msgpack).
+var errBinaryFrame = errors.New("frame type does not match the negotiated subprotocol")
 
 // readMessage returns the payload of the next data message, handling the
 // control frames before it.
@@ -97,7 +99,7 @@ func (c *wire) readMessage() ([]byte, error) {
 			if err := c.handleControl(hdr.OpCode, p); err != nil {
 				return nil, err
 			}
-		case hdr.OpCode == ws.OpText:
+		case hdr.OpCode == ws.OpText && !c.codec.Binary(), hdr.OpCode == ws.OpBinary && c.codec.Binary():
 			p, err := io.ReadAll(c.rd)
 			if err != nil {
 				return nil, c.readError(err)

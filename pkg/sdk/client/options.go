@@ -6,7 +6,18 @@ type PublishOption func(*publishOptions)
 type publishOptions struct {
 	event          string
 	transient      bool
+	binary         bool
 	idempotencyKey string
+}
+
+// Binary publishes data as opaque bytes (game state, CRDT updates, any
+// encoding of the app's own) instead of JSON text. Subscribers receive
+// them as they were sent, with Message.Binary set: on protocol.Msgpack
+// connections as raw bytes, on protocol.JSON connections as base64 that
+// the SDKs decode (docs/protocol.md, "Binary payloads"). Empty data is no
+// data.
+func Binary() PublishOption {
+	return func(o *publishOptions) { o.binary = true }
 }
 
 // WithEvent names the published message with an application-defined event

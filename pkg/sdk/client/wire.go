@@ -81,7 +81,11 @@ func dialWire(ctx context.Context, cfg Config, accept func(*protocol.Message, *p
 		return nil, err
 	}
 	redacted := u.Redacted() // never contains the token: it is added below
-	protocols := []string{protocol.SubprotocolJSON}
+	codec := cfg.Codec
+	if codec == nil {
+		codec = protocol.JSON
+	}
+	protocols := []string{codec.Subprotocol()}
 	if cfg.TokenInQuery {
 		q := u.Query()
 		q.Set("token", tok)
@@ -108,9 +112,9 @@ func dialWire(ctx context.Context, cfg Config, accept func(*protocol.Message, *p
 		}
 		return nil, fmt.Errorf("roomcast: dial %s: %w", redacted, err)
 	}
-	if hs.Protocol != protocol.SubprotocolJSON {
+	if hs.Protocol != codec.Subprotocol() {
 		_ = conn.Close()
-		return nil, fmt.Errorf("roomcast: dial %s: server did not select subprotocol %q", redacted, protocol.SubprotocolJSON)
+		return nil, fmt.Errorf("roomcast: dial %s: server did not select subprotocol %q", redacted, codec.Subprotocol())
 	}
 
 	var src io.Reader = conn
@@ -122,11 +126,11 @@ func dialWire(ctx context.Context, cfg Config, accept func(*protocol.Message, *p
 		cfg:   cfg,
 		log:   cfg.Logger,
 		conn:  conn,
-		codec: protocol.JSON,
+		codec: codec,
 		rd: &wsutil.Reader{
 			Source:         src,
 			State:          ws.StateClientSide,
-			CheckUTF8:      true,
+			CheckUTF8:      !codec.Binary(),
 			MaxFrameSize:   cfg.MaxMessageBytes,
 			MaxMessageSize: cfg.MaxMessageBytes,
 		},
@@ -234,7 +238,11 @@ func (c *wire) request(ctx context.Context, cmd *protocol.Command, hook func(*pr
 		c.pendingMu.Unlock()
 	}()
 
-	if err := c.writeFrame(ws.OpText, frame); err != nil {
+	op := ws.OpText
+	if c.codec.Binary() {
+		op = ws.OpBinary
+	}
+	if err := c.writeFrame(op, frame); err != nil {
 		return nil, c.disconnected()
 	}
 	var r *protocol.Reply

@@ -2,7 +2,9 @@ package conn
 
 import (
 	"context"
+	"encoding/json"
 	"time"
+	"unicode/utf8"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/history"
@@ -44,5 +46,21 @@ func (c *Conn) history(cmd *protocol.Command) {
 		c.replyError(cmd.ID, perr)
 		return
 	}
+	markBinary(page.Messages)
 	c.Reply(&protocol.Reply{ID: cmd.ID, Room: cmd.Room, Messages: page.Messages, Cursor: page.Cursor})
+}
+
+// markBinary flags messages whose data is not UTF-8 JSON as binary. The
+// archive in PostgreSQL keeps no binary flag (the recovery stream does), and
+// data published as JSON is always valid JSON: anything else was published
+// as bytes. Without this, one such message would make the JSON codec refuse
+// the whole page. (Archived binary payloads that happen to be valid JSON
+// text come back as JSON: docs/protocol.md, "Binary payloads".)
+func markBinary(msgs []protocol.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		if !m.Binary && len(m.Data) > 0 && (!utf8.Valid(m.Data) || !json.Valid(m.Data)) {
+			m.Binary = true
+		}
+	}
 }

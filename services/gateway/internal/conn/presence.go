@@ -80,7 +80,7 @@ func (c *Conn) presenceEnter(cmd *protocol.Command) {
 		c.replyError(cmd.ID, protocol.NewError(protocol.CodeNotJoined, "join the room before entering its presence"))
 		return
 	}
-	if perr := c.checkPresenceData(cmd.Data); perr != nil {
+	if perr := c.checkPresenceData(cmd); perr != nil {
 		c.replyError(cmd.ID, perr)
 		return
 	}
@@ -103,7 +103,7 @@ func (c *Conn) presenceUpdate(cmd *protocol.Command) {
 	if !c.presenceOn(cmd) {
 		return
 	}
-	if perr := c.checkPresenceData(cmd.Data); perr != nil {
+	if perr := c.checkPresenceData(cmd); perr != nil {
 		c.replyError(cmd.ID, perr)
 		return
 	}
@@ -146,7 +146,13 @@ func (c *Conn) leavePresence(room string) bool {
 	return true
 }
 
-func (c *Conn) checkPresenceData(data []byte) *protocol.Error {
+func (c *Conn) checkPresenceData(cmd *protocol.Command) *protocol.Error {
+	data := cmd.Data
+	if cmd.Binary {
+		// Presence data is read back as JSON (REST, webhooks, the presence
+		// service); only room messages carry binary payloads.
+		return protocol.NewError(protocol.CodeBadRequest, "presence data must be JSON, not binary")
+	}
 	if len(data) > c.d.Config.MaxPresenceDataBytes {
 		return protocol.Errorf(protocol.CodeMessageTooLarge, "presence data is %d bytes; the limit is %d", len(data), c.d.Config.MaxPresenceDataBytes)
 	}

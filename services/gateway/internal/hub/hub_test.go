@@ -47,13 +47,14 @@ func (b *memBus) Unsubscribe(shard int) {
 // member records what the hub sent it. Frames are the codec's bytes
 // without a WebSocket header (the test's Frame func).
 type member struct {
+	codec   protocol.Codec // nil: JSON
 	mu      sync.Mutex
 	msgs    []protocol.Message
 	replies []protocol.Reply
 }
 
 func (m *member) SendFrame(f []byte) {
-	sf, err := protocol.JSON.DecodeServerFrame(f)
+	sf, err := m.Codec().DecodeServerFrame(f)
 	if err != nil {
 		panic(err)
 	}
@@ -64,7 +65,12 @@ func (m *member) SendFrame(f []byte) {
 	}
 }
 
-func (m *member) Codec() protocol.Codec { return protocol.JSON }
+func (m *member) Codec() protocol.Codec {
+	if m.codec == nil {
+		return protocol.JSON
+	}
+	return m.codec
+}
 
 func (m *member) Reply(r *protocol.Reply) {
 	m.mu.Lock()

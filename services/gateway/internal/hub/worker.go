@@ -332,7 +332,10 @@ func (w *worker) send(m Member, env *envelope.Envelope) {
 	}
 }
 
-// frameCache holds one encoded frame per codec for one message.
+// frameCache holds one encoded frame per codec for one message: a message
+// is encoded at most once per codec on a node, however many members
+// receive it. A failed encoding is remembered too (nil), so it is tried and
+// logged once, not once per member.
 type frameCache struct {
 	codecs [2]protocol.Codec
 	frames [2][]byte
@@ -348,8 +351,8 @@ func (c *frameCache) get(h *Hub, codec protocol.Codec, env *envelope.Envelope) [
 	sf := h.cfg.View(env)
 	f, err := h.cfg.Frame(codec, &sf)
 	if err != nil {
-		h.log.Error("encode message", "codec", codec.Subprotocol(), "err", err)
-		return nil
+		h.log.Error("encode message", "codec", codec.Subprotocol(), "app", env.App, "room", env.Room, "offset", env.Offset, "err", err)
+		f = nil
 	}
 	if c.n < len(c.codecs) {
 		c.codecs[c.n], c.frames[c.n] = codec, f
