@@ -544,6 +544,7 @@ func (c *Conn) publish(cmd *protocol.Command) {
 		From:      c.claims.ClientID(),
 		Timestamp: start.UnixMilli(),
 		Transient: cmd.Transient,
+		Binary:    cmd.Binary,
 		Data:      cmd.Data,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.PublishTimeout)

@@ -177,7 +177,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 	case !s.originAllowed(r.Header.Get("Origin")):
 		closeCode, closeReason = protocol.CloseOriginRejected, "origin not allowed"
 	case codec == nil:
-		closeCode, closeReason = protocol.CloseUnsupportedProtocol, "offer subprotocol "+protocol.SubprotocolJSON
+		closeCode, closeReason = protocol.CloseUnsupportedProtocol, "offer subprotocol "+protocol.SubprotocolJSON+" or "+protocol.SubprotocolMsgpack
 	default:
 		raw := tokenFrom(r, offered)
 		var err error
