@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -109,20 +110,24 @@ func StartOP(t *testing.T, clientID, secret, callbackURL string) *OP {
 }
 
 // Browser follows no redirects by itself, so each hop can be checked.
+// It keeps cookies, like a browser.
 type Browser struct {
-	t      *testing.T
-	client *http.Client
+	t *testing.T
+	// Client sends the Browser's requests (for a step a test checks more
+	// closely than Redirect does).
+	Client *http.Client
 }
 
 // NewBrowser returns a Browser that fails t on errors.
 func NewBrowser(t *testing.T) *Browser {
-	return &Browser{t: t, client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	jar, _ := cookiejar.New(nil)
+	return &Browser{t: t, Client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 // Redirect sends req and returns the absolute Location of its 302/303.
 func (b *Browser) Redirect(req *http.Request) *url.URL {
 	b.t.Helper()
-	resp, err := b.client.Do(req)
+	resp, err := b.Client.Do(req)
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -87,9 +87,9 @@ func (a *API) oauthStoreError(op string, err error) *Error {
 
 // redirectRoute registers a browser endpoint: h answers with where to
 // send the browser, or an error answered as JSON.
-func (a *API) redirectRoute(mux *http.ServeMux, pattern string, h func(r *http.Request) (string, *Error)) {
+func (a *API) redirectRoute(mux *http.ServeMux, pattern string, h func(w http.ResponseWriter, r *http.Request) (string, *Error)) {
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		loc, aerr := h(r)
+		loc, aerr := h(w, r)
 		if aerr != nil {
 			a.requests.WithLabelValues(pattern, string(aerr.Code)).Inc()
 			writeJSON(w, aerr.Status, authapi.Error{Error: authapi.ErrorBody{Code: aerr.Code, Message: aerr.Message}})
@@ -118,24 +118,45 @@ func (a *API) callbackURL(r *http.Request, app, provider string) string {
 	return base + "/v1/apps/" + url.PathEscape(app) + "/auth/oauth/" + url.PathEscape(provider) + "/callback"
 }
 
-func (a *API) oauthStart(r *http.Request) (string, *Error) {
+// binderCookie is the cookie that ties a sign-in's callback to the
+// browser that started it, scoped to the callback's path; maxAge < 0
+// deletes it.
+func binderCookie(callbackURL, state, binder string, maxAge int) *http.Cookie {
+	u, _ := url.Parse(callbackURL)
+	return &http.Cookie{
+		Name: oauthlogin.BinderCookie(state), Value: binder, Path: u.EscapedPath(), MaxAge: maxAge,
+		HttpOnly: true, Secure: u.Scheme == "https",
+		// Lax: sent on the provider's top-level redirect to the callback.
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+func (a *API) oauthStart(w http.ResponseWriter, r *http.Request) (string, *Error) {
 	app, provider := r.PathValue("app"), r.PathValue("provider")
 	if a.cfg.OAuth == nil {
 		return "", errorf(http.StatusNotFound, protocol.CodeNotFound, "OAuth sign-in is not configured")
 	}
-	loc, err := a.cfg.OAuth.Start(r.Context(), app, provider, r.URL.Query().Get("redirect_uri"), a.callbackURL(r, app, provider))
+	callback := a.callbackURL(r, app, provider)
+	st, err := a.cfg.OAuth.Start(r.Context(), app, provider, r.URL.Query().Get("redirect_uri"), callback)
 	if err != nil {
 		return "", a.oauthError("oauth start", err)
 	}
-	return loc, nil
+	http.SetCookie(w, binderCookie(callback, st.State, st.Binder, int(a.cfg.OAuth.StateTTL().Seconds())))
+	return st.AuthURL, nil
 }
 
-func (a *API) oauthCallback(r *http.Request) (string, *Error) {
+func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) (string, *Error) {
 	app, provider := r.PathValue("app"), r.PathValue("provider")
 	if a.cfg.OAuth == nil {
 		return "", errorf(http.StatusNotFound, protocol.CodeNotFound, "OAuth sign-in is not configured")
 	}
-	loc, err := a.cfg.OAuth.Callback(r.Context(), app, provider, r.URL.Query())
+	state := r.URL.Query().Get("state")
+	var binder string
+	if c, err := r.Cookie(oauthlogin.BinderCookie(state)); err == nil {
+		binder = c.Value
+		http.SetCookie(w, binderCookie(a.callbackURL(r, app, provider), state, "", -1))
+	}
+	loc, err := a.cfg.OAuth.Callback(r.Context(), app, provider, r.URL.Query(), binder)
 	if err != nil {
 		// Why it failed is for the operator; the browser learns only
 		// oauth_failed. The error never quotes a code or a secret.

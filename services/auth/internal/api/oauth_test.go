@@ -130,11 +130,14 @@ func (s *oauthServer) putCorp(t *testing.T) {
 	}
 }
 
-// get sends a browser GET (no redirects followed).
-func get(t *testing.T, u string) *http.Response {
+// get sends a GET from browser b (nil: a fresh one), following no
+// redirects.
+func get(t *testing.T, b *oidctest.Browser, u string) *http.Response {
 	t.Helper()
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(u)
+	if b == nil {
+		b = oidctest.NewBrowser(t)
+	}
+	resp, err := b.Client.Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +237,8 @@ func TestOAuthSignInOverHTTP(t *testing.T) {
 	start := s.url + "/v1/apps/demo/auth/oauth/corp/start?redirect_uri=" + url.QueryEscape(oauthAppRedirect)
 
 	// start → provider → login → our callback → the app, with a login code.
-	resp := get(t, start)
+	b := oidctest.NewBrowser(t)
+	resp := get(t, b, start)
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("start: %d %v", resp.StatusCode, resp.Header)
 	}
@@ -242,11 +246,25 @@ func TestOAuthSignInOverHTTP(t *testing.T) {
 	if !strings.HasPrefix(authURL, s.op.Issuer) {
 		t.Fatalf("start redirected to %s, want the provider", authURL)
 	}
-	back := oidctest.NewBrowser(t).SignInAtOP(authURL)
+	// The binder cookie: for the callback only, not for scripts.
+	cookies := resp.Cookies()
+	if len(cookies) != 1 || !strings.HasPrefix(cookies[0].Name, "rc_oauth_") || !cookies[0].HttpOnly ||
+		cookies[0].Path != "/v1/apps/demo/auth/oauth/corp/callback" || cookies[0].SameSite != http.SameSiteLaxMode || cookies[0].MaxAge <= 0 {
+		t.Fatalf("start set cookies %v, want one binder cookie", cookies)
+	}
+	back := b.SignInAtOP(authURL)
 	if !strings.HasPrefix(back.String(), s.url+"/v1/apps/demo/auth/oauth/corp/callback?") {
 		t.Fatalf("provider redirected to %s, want our callback", back)
 	}
-	resp = get(t, back.String())
+	// The callback URL opened in another browser (login CSRF: an
+	// attacker's code and state in a victim's browser) fails there...
+	if resp := get(t, nil, back.String()); resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "error=oauth_failed") {
+		t.Fatalf("callback without the binder cookie: %d to %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// ...and spends the state, so sign in again, in one browser.
+	b = oidctest.NewBrowser(t)
+	back = b.SignInAtOP(get(t, b, start).Header.Get("Location"))
+	resp = get(t, b, back.String())
 	loc, _ := resp.Location()
 	if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), oauthAppRedirect+"?") || loc.Query().Get("login_code") == "" {
 		t.Fatalf("callback: %d to %v", resp.StatusCode, loc)
@@ -263,17 +281,18 @@ func TestOAuthSignInOverHTTP(t *testing.T) {
 	}
 
 	// The replayed callback (same state and code): a JSON oauth_failed.
-	if resp := get(t, back.String()); resp.StatusCode != 400 || errCode(t, resp) != "oauth_failed" {
+	if resp := get(t, b, back.String()); resp.StatusCode != 400 || errCode(t, resp) != "oauth_failed" {
 		t.Fatalf("replayed callback: %d", resp.StatusCode)
 	}
 	// A made-up state: the same.
-	if resp := get(t, s.url+"/v1/apps/demo/auth/oauth/corp/callback?code=x&state=made-up"); resp.StatusCode != 400 || errCode(t, resp) != "oauth_failed" {
+	if resp := get(t, b, s.url+"/v1/apps/demo/auth/oauth/corp/callback?code=x&state=made-up"); resp.StatusCode != 400 || errCode(t, resp) != "oauth_failed" {
 		t.Fatalf("bad state: %d", resp.StatusCode)
 	}
 
 	// A nonce the provider got wrong: back to the app with an error.
 	s.op.TamperNonce.Store(true)
-	resp = get(t, oidctest.NewBrowser(t).SignInAtOP(get(t, start).Header.Get("Location")).String())
+	b = oidctest.NewBrowser(t)
+	resp = get(t, b, b.SignInAtOP(get(t, b, start).Header.Get("Location")).String())
 	loc, _ = resp.Location()
 	if resp.StatusCode != http.StatusFound || loc == nil || loc.Query().Get("error") != "oauth_failed" || loc.Query().Get("login_code") != "" {
 		t.Fatalf("nonce mismatch: %d to %v", resp.StatusCode, loc)
@@ -303,7 +322,7 @@ func TestOAuthStartErrors(t *testing.T) {
 		{"app without a policy", "/v1/apps/other/auth/oauth/corp/start?redirect_uri=" + url.QueryEscape(oauthAppRedirect), 404, "not_found"},
 	}
 	for _, c := range cases {
-		resp := get(t, s.url+c.path)
+		resp := get(t, nil, s.url+c.path)
 		if code := errCode(t, resp); resp.StatusCode != c.status || code != c.code {
 			t.Errorf("%s: %d %s, want %d %s", c.name, resp.StatusCode, code, c.status, c.code)
 		}

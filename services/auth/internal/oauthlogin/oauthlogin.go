@@ -163,6 +163,8 @@ type state struct {
 	Nonce       string `json:"nonce"`
 	RedirectURI string `json:"redirect_uri"` // the app's
 	CallbackURL string `json:"callback_url"` // ours, as sent to the provider
+	// BinderHash is the SHA-256 of the browser binder (see Start).
+	BinderHash string `json:"binder_hash"`
 }
 
 // Keys hold a hash of the state or login code, so the key space does not
@@ -191,49 +193,63 @@ func failed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrFailed, fmt.Sprintf(format, args...))
 }
 
-// Start begins a sign-in of app's user with provider and returns the URL
-// to send the browser to. redirectURI is where the app wants the login
-// code, and must be one of its policy's redirect_uris; callbackURL is
-// this service's callback for the provider (it must be registered there).
-func (f *Flow) Start(ctx context.Context, app, provider, redirectURI, callbackURL string) (string, error) {
+// Started is a begun sign-in.
+type Started struct {
+	// AuthURL is where to send the browser: the provider.
+	AuthURL string
+	// State is the state parameter in AuthURL.
+	State string
+	// Binder must come back with the callback from the same browser (the
+	// API keeps it in a cookie): a callback URL alone, lured into another
+	// browser, signs nobody in there (login CSRF, RFC 6749 §10.12).
+	Binder string
+}
+
+// Start begins a sign-in of app's user with provider. redirectURI is
+// where the app wants the login code, and must be one of its policy's
+// redirect_uris; callbackURL is this service's callback for the provider
+// (it must be registered there).
+func (f *Flow) Start(ctx context.Context, app, provider, redirectURI, callbackURL string) (Started, error) {
 	uris, err := f.cfg.Policies.RedirectURIs(ctx, app)
 	if err != nil {
-		return "", err
+		return Started{}, err
 	}
 	if redirectURI == "" || !slices.Contains(uris, redirectURI) {
-		return "", ErrRedirectURI
+		return Started{}, ErrRedirectURI
 	}
 	p, err := f.cfg.Providers.OAuthProvider(ctx, app, provider)
 	if err != nil {
-		return "", err
+		return Started{}, err
 	}
 	conf, _, err := f.oauthConfig(ctx, p, callbackURL)
 	if err != nil {
-		return "", err
+		return Started{}, err
 	}
+	out := Started{State: random(), Binder: random()}
 	st := state{
 		App: app, Provider: provider, Verifier: oauth2.GenerateVerifier(), Nonce: random(),
-		RedirectURI: redirectURI, CallbackURL: callbackURL,
+		RedirectURI: redirectURI, CallbackURL: callbackURL, BinderHash: hashHex(out.Binder),
 	}
 	raw, _ := json.Marshal(st)
-	key := random()
-	if err := f.cfg.Redis.Set(ctx, f.stateKey(key), raw, f.cfg.StateTTL).Err(); err != nil {
-		return "", fmt.Errorf("%w: store state: %w", ErrUnavailable, err)
+	if err := f.cfg.Redis.Set(ctx, f.stateKey(out.State), raw, f.cfg.StateTTL).Err(); err != nil {
+		return Started{}, fmt.Errorf("%w: store state: %w", ErrUnavailable, err)
 	}
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(st.Verifier)}
 	if p.Kind == KindOIDC {
 		opts = append(opts, oidc.Nonce(st.Nonce))
 	}
-	return conf.AuthCodeURL(key, opts...), nil
+	out.AuthURL = conf.AuthCodeURL(out.State, opts...)
+	return out, nil
 }
 
 // Callback finishes a sign-in from the provider's redirect to
-// /oauth/{provider}/callback with query q. It returns where to send the
-// browser: the app's redirect_uri with ?login_code=… on success, or with
+// /oauth/{provider}/callback with query q, in the browser that presents
+// binder (Started.Binder). It returns where to send the browser: the
+// app's redirect_uri with ?login_code=… on success, or with
 // ?error=oauth_failed on failure once the state is known (err then says
 // why, for the log). redirect is empty when the state is unknown: the
 // caller answers oauth_failed itself.
-func (f *Flow) Callback(ctx context.Context, app, provider string, q url.Values) (redirect string, err error) {
+func (f *Flow) Callback(ctx context.Context, app, provider string, q url.Values, binder string) (redirect string, err error) {
 	key := q.Get("state")
 	if key == "" {
 		return "", failed("no state")
@@ -255,6 +271,9 @@ func (f *Flow) Callback(ctx context.Context, app, provider string, q url.Values)
 	}
 	fail := func(err error) (string, error) {
 		return withQuery(st.RedirectURI, "error", "oauth_failed"), err
+	}
+	if subtle.ConstantTimeCompare([]byte(hashHex(binder)), []byte(st.BinderHash)) != 1 {
+		return fail(failed("the callback came from another browser than the start (no or wrong binder cookie)"))
 	}
 	if e := q.Get("error"); e != "" {
 		return fail(failed("provider answered error %.100q", e))
@@ -529,3 +548,11 @@ func bounded(err error) string {
 	}
 	return s
 }
+
+// BinderCookie is the name of the cookie that carries the binder of the
+// sign-in with this state: one per sign-in, so sign-ins in two tabs do
+// not undo each other.
+func BinderCookie(state string) string { return "rc_oauth_" + hashHex(state)[:16] }
+
+// StateTTL is how long a started sign-in may take.
+func (f *Flow) StateTTL() time.Duration { return f.cfg.StateTTL }

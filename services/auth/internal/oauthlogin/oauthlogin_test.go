@@ -65,14 +65,14 @@ func newOIDCEnv(t *testing.T) *oidcEnv {
 	return &oidcEnv{flow: flow, op: o, rdb: rdb}
 }
 
-// start begins a sign-in and returns the provider's authorization URL.
-func (e *oidcEnv) start(t *testing.T) string {
+// start begins a sign-in.
+func (e *oidcEnv) start(t *testing.T) Started {
 	t.Helper()
-	authURL, err := e.flow.Start(context.Background(), testApp, "corp", appRedirect, testCallback)
+	st, err := e.flow.Start(context.Background(), testApp, "corp", appRedirect, testCallback)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return authURL
+	return st
 }
 
 // callbackQuery drives a browser through the provider and returns the
@@ -106,10 +106,11 @@ func TestOIDCSignIn(t *testing.T) {
 	e := newOIDCEnv(t)
 	ctx := context.Background()
 
-	authURL := e.start(t)
+	started := e.start(t)
+	authURL := started.AuthURL
 	au, _ := url.Parse(authURL)
 	aq := au.Query()
-	if aq.Get("code_challenge_method") != "S256" || aq.Get("code_challenge") == "" || aq.Get("nonce") == "" || aq.Get("state") == "" {
+	if aq.Get("code_challenge_method") != "S256" || aq.Get("code_challenge") == "" || aq.Get("nonce") == "" || aq.Get("state") != started.State {
 		t.Fatalf("authorization URL lacks PKCE S256, nonce or state: %s", authURL)
 	}
 	if !strings.Contains(aq.Get("scope"), "openid") {
@@ -121,7 +122,7 @@ func TestOIDCSignIn(t *testing.T) {
 	}
 
 	q := callbackQuery(t, authURL)
-	redirect, err := e.flow.Callback(ctx, testApp, "corp", q)
+	redirect, err := e.flow.Callback(ctx, testApp, "corp", q, started.Binder)
 	if err != nil {
 		t.Fatalf("callback: %v", err)
 	}
@@ -151,7 +152,7 @@ func TestOIDCSignIn(t *testing.T) {
 		t.Fatalf("replayed login code: %v", err)
 	}
 	// A state works once: the replayed callback has no redirect to go to.
-	if redirect, err := e.flow.Callback(ctx, testApp, "corp", q); !errors.Is(err, ErrFailed) || redirect != "" {
+	if redirect, err := e.flow.Callback(ctx, testApp, "corp", q, started.Binder); !errors.Is(err, ErrFailed) || redirect != "" {
 		t.Fatalf("replayed state: %q, %v", redirect, err)
 	}
 }
@@ -160,20 +161,21 @@ func TestOIDCBadState(t *testing.T) {
 	t.Parallel()
 	e := newOIDCEnv(t)
 	ctx := context.Background()
-	q := callbackQuery(t, e.start(t))
+	started := e.start(t)
+	q := callbackQuery(t, started.AuthURL)
 
 	for name, state := range map[string]string{"missing": "", "made up": "bogus-state", "altered": q.Get("state") + "x"} {
 		bad := url.Values{"code": {q.Get("code")}, "state": {state}}
-		if redirect, err := e.flow.Callback(ctx, testApp, "corp", bad); !errors.Is(err, ErrFailed) || redirect != "" {
+		if redirect, err := e.flow.Callback(ctx, testApp, "corp", bad, started.Binder); !errors.Is(err, ErrFailed) || redirect != "" {
 			t.Errorf("%s state: %q, %v", name, redirect, err)
 		}
 	}
 	// A state is bound to its app and provider: presented at another
 	// provider's callback it fails (and is spent).
-	if redirect, err := e.flow.Callback(ctx, testApp, "other", q); !errors.Is(err, ErrFailed) || redirect != "" {
+	if redirect, err := e.flow.Callback(ctx, testApp, "other", q, started.Binder); !errors.Is(err, ErrFailed) || redirect != "" {
 		t.Fatalf("state at another provider: %q, %v", redirect, err)
 	}
-	if _, err := e.flow.Callback(ctx, testApp, "corp", q); !errors.Is(err, ErrFailed) {
+	if _, err := e.flow.Callback(ctx, testApp, "corp", q, started.Binder); !errors.Is(err, ErrFailed) {
 		t.Fatalf("state reused after a failure: %v", err)
 	}
 }
@@ -183,7 +185,8 @@ func TestOIDCNonceMismatch(t *testing.T) {
 	e := newOIDCEnv(t)
 	// The provider signs an ID token whose nonce is not the one we sent.
 	e.op.TamperNonce.Store(true)
-	redirect, err := e.flow.Callback(context.Background(), testApp, "corp", callbackQuery(t, e.start(t)))
+	started := e.start(t)
+	redirect, err := e.flow.Callback(context.Background(), testApp, "corp", callbackQuery(t, started.AuthURL), started.Binder)
 	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "nonce") {
 		t.Fatalf("callback with a foreign nonce: %v", err)
 	}
@@ -197,7 +200,8 @@ func TestOIDCReplayedCode(t *testing.T) {
 	t.Parallel()
 	e := newOIDCEnv(t)
 	ctx := context.Background()
-	q := callbackQuery(t, e.start(t))
+	started := e.start(t)
+	q := callbackQuery(t, started.AuthURL)
 
 	// A second state with the same verifier and nonce, so that only the
 	// code's reuse can make the provider refuse the second exchange.
@@ -209,11 +213,11 @@ func TestOIDCReplayedCode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := e.flow.Callback(ctx, testApp, "corp", q); err != nil {
+	if _, err := e.flow.Callback(ctx, testApp, "corp", q, started.Binder); err != nil {
 		t.Fatalf("first callback: %v", err)
 	}
 	replay := url.Values{"code": {q.Get("code")}, "state": {"second-state"}}
-	redirect, err := e.flow.Callback(ctx, testApp, "corp", replay)
+	redirect, err := e.flow.Callback(ctx, testApp, "corp", replay, started.Binder)
 	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "code exchange") {
 		t.Fatalf("replayed code: %v", err)
 	}
@@ -226,25 +230,44 @@ func TestOIDCWrongVerifier(t *testing.T) {
 	t.Parallel()
 	e := newOIDCEnv(t)
 	ctx := context.Background()
-	q := callbackQuery(t, e.start(t))
+	started := e.start(t)
+	q := callbackQuery(t, started.AuthURL)
 	// Swap the stored PKCE verifier: the provider must refuse the code.
 	key := e.flow.stateKey(q.Get("state"))
 	raw := e.rdb.Get(ctx, key).Val()
 	if err := e.rdb.Set(ctx, key, strings.Replace(raw, `"verifier":"`, `"verifier":"x`, 1), time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.flow.Callback(ctx, testApp, "corp", q); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "code exchange") {
+	if _, err := e.flow.Callback(ctx, testApp, "corp", q, started.Binder); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "code exchange") {
 		t.Fatalf("callback with another verifier: %v", err)
+	}
+}
+
+func TestOIDCOtherBrowser(t *testing.T) {
+	t.Parallel()
+	e := newOIDCEnv(t)
+	// An attacker's callback URL (their code and state) opened in a
+	// victim's browser, which has not the attacker's binder, signs
+	// nobody in there.
+	for name, binder := range map[string]string{"no binder": "", "another binder": e.start(t).Binder} {
+		started := e.start(t)
+		redirect, err := e.flow.Callback(context.Background(), testApp, "corp", callbackQuery(t, started.AuthURL), binder)
+		if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "another browser") {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if q := appRedirected(t, redirect); q.Get("error") != "oauth_failed" || q.Get("login_code") != "" {
+			t.Fatalf("%s: sent to %s", name, redirect)
+		}
 	}
 }
 
 func TestOIDCProviderError(t *testing.T) {
 	t.Parallel()
 	e := newOIDCEnv(t)
-	au, _ := url.Parse(e.start(t))
+	started := e.start(t)
 	// The user declined at the provider.
-	q := url.Values{"error": {"access_denied"}, "state": {au.Query().Get("state")}}
-	redirect, err := e.flow.Callback(context.Background(), testApp, "corp", q)
+	q := url.Values{"error": {"access_denied"}, "state": {started.State}}
+	redirect, err := e.flow.Callback(context.Background(), testApp, "corp", q, started.Binder)
 	if !errors.Is(err, ErrFailed) || appRedirected(t, redirect).Get("error") != "oauth_failed" {
 		t.Fatalf("provider error: %q, %v", redirect, err)
 	}
@@ -285,15 +308,16 @@ func TestGitHubSignIn(t *testing.T) {
 		Policies: memPolicy{testApp: {appRedirect}},
 	})
 	ctx := context.Background()
-	authURL, err := flow.Start(ctx, testApp, "github", appRedirect, testCallback)
+	started, err := flow.Start(ctx, testApp, "github", appRedirect, testCallback)
 	if err != nil {
 		t.Fatal(err)
 	}
+	authURL := started.AuthURL
 	if au, _ := url.Parse(authURL); au.Query().Get("nonce") != "" || !strings.Contains(au.Query().Get("scope"), "user:email") {
 		t.Fatalf("authorization URL %s: a nonce is for OIDC only; the default scopes read the emails", authURL)
 	}
 	q := oidctest.NewBrowser(t).Get(authURL).Query()
-	redirect, err := flow.Callback(ctx, testApp, "github", q)
+	redirect, err := flow.Callback(ctx, testApp, "github", q, started.Binder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,10 +332,10 @@ func TestGitHubSignIn(t *testing.T) {
 
 	// The spent code, presented with a fresh state, is refused by the
 	// provider.
-	authURL, _ = flow.Start(ctx, testApp, "github", appRedirect, testCallback)
-	q2 := oidctest.NewBrowser(t).Get(authURL).Query()
+	started, _ = flow.Start(ctx, testApp, "github", appRedirect, testCallback)
+	q2 := oidctest.NewBrowser(t).Get(started.AuthURL).Query()
 	q2.Set("code", q.Get("code"))
-	if redirect, err := flow.Callback(ctx, testApp, "github", q2); !errors.Is(err, ErrFailed) || appRedirected(t, redirect).Get("error") != "oauth_failed" {
+	if redirect, err := flow.Callback(ctx, testApp, "github", q2, started.Binder); !errors.Is(err, ErrFailed) || appRedirected(t, redirect).Get("error") != "oauth_failed" {
 		t.Fatalf("replayed GitHub code: %q, %v", redirect, err)
 	}
 }
