@@ -35,7 +35,7 @@ type fakeAuth struct {
 	// fail, if set, answers the next requests to path with status/code
 	// (consumed one per request).
 	fail map[string][]fakeFailure
-	mfa  bool          // sign-in answers with an MFA challenge
+	mfa  string        // sign-in answers with an MFA challenge of this method
 	skew time.Duration // how far the clients' clocks were moved forward
 }
 
@@ -208,14 +208,31 @@ func (f *fakeAuth) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.Method + " " + path {
 	case "POST /signup", "POST /verify/resend", "POST /signin/code", "POST /password/reset":
 		writeJSON(w, 202, map[string]string{"status": "verification_sent"})
+		return
 	case "POST /verify", "POST /password/reset/confirm", "POST /anonymous", "POST /mfa/challenge":
 		f.issueLocked(w, "s"+randHex(8))
+		return
 	case "POST /signin", "POST /signin/code/verify", "POST /oauth/exchange":
-		if f.mfa {
-			writeJSON(w, 200, map[string]any{"mfa_required": true, "mfa_token": "mfa-1", "methods": []string{"totp"}})
+		if f.mfa != "" {
+			writeJSON(w, 200, map[string]any{"mfa_required": true, "mfa_token": "mfa-1", "methods": []string{f.mfa}})
 			return
 		}
 		f.issueLocked(w, "s"+randHex(8))
+		return
+	case "POST /mfa/totp/enroll", "POST /mfa/totp/confirm":
+		if sid != "" || str("mfa_token") != "mfa-1" {
+			break // the bearer endpoints below
+		}
+		if path == "/mfa/totp/enroll" {
+			writeJSON(w, 200, map[string]string{"secret": "JBSWY3DPEHPK3PXP", "otpauth_uri": "otpauth://totp/shop:ada?secret=JBSWY3DPEHPK3PXP", "qr_png": ""})
+			return
+		}
+		rec := httptest.NewRecorder()
+		f.issueLocked(rec, "s"+randHex(8))
+		writeJSON(w, 200, map[string]any{"recovery_codes": []string{"aaaa-bbbb"}, "session": json.RawMessage(rec.Body.Bytes())})
+		return
+	}
+	switch r.Method + " " + path {
 	case "POST /refresh":
 		rt := f.refresh[str("refresh_token")]
 		switch {

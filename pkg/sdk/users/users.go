@@ -12,7 +12,9 @@
 //	_ = s.SignOut(ctx)
 //
 // Sign-in calls return a *Session, or, when the user has a second factor, an
-// *MFAChallenge to answer with ChallengeMFA or ChallengeMFARecovery.
+// *MFAChallenge to answer with ChallengeMFA or ChallengeMFARecovery (or,
+// when the app requires a second factor the user has not set up, with
+// EnrollMFA and ConfirmMFAEnrollment).
 // Failures the server answered are *Error with a stable Code.
 //
 // Nothing is retried by the SDK: these calls send secrets and mail, and
@@ -28,6 +30,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -88,11 +91,25 @@ func New(cfg Config) (*Client, error) {
 // The admin-only fields (Blocked, Online, LastSeenAt) are nil here.
 type User = authapi.User
 
-// MFAChallenge is the answer to a correct first factor when the user has a
-// second one: answer it with ChallengeMFA or ChallengeMFARecovery.
+// MFAChallenge is the answer to a correct first factor when a second one
+// is needed: answer it with ChallengeMFA or ChallengeMFARecovery, or, when
+// NeedsEnrollment (the app requires a second factor the user has not set
+// up), with EnrollMFA and ConfirmMFAEnrollment.
 type MFAChallenge struct {
 	Token   string   // the mfa_token; short-lived
-	Methods []string // e.g. ["totp"]
+	Methods []string // MethodTOTP or MethodTOTPEnroll
+}
+
+// Methods of an MFAChallenge.
+const (
+	MethodTOTP       = authapi.MFATOTP       // answer with a TOTP or recovery code
+	MethodTOTPEnroll = authapi.MFATOTPEnroll // set up TOTP first (EnrollMFA)
+)
+
+// NeedsEnrollment reports whether the user must set up TOTP to finish
+// signing in (the app's policy requires a second factor).
+func (ch *MFAChallenge) NeedsEnrollment() bool {
+	return slices.Contains(ch.Methods, MethodTOTPEnroll)
 }
 
 // SessionInfo is one of the user's sessions (Session.Sessions); Current
@@ -151,6 +168,31 @@ func (c *Client) ChallengeMFA(ctx context.Context, ch *MFAChallenge, code string
 // codes (each works once).
 func (c *Client) ChallengeMFARecovery(ctx context.Context, ch *MFAChallenge, recoveryCode string) (*Session, error) {
 	return c.sessionOnly(ctx, "/mfa/challenge", authapi.MFAChallenge{MFAToken: ch.Token, RecoveryCode: recoveryCode})
+}
+
+// EnrollMFA starts TOTP enrollment for a sign-in whose challenge
+// NeedsEnrollment: show the QR code (or secret), then
+// ConfirmMFAEnrollment with a code from the authenticator.
+func (c *Client) EnrollMFA(ctx context.Context, ch *MFAChallenge) (TOTPEnrollment, error) {
+	var e TOTPEnrollment
+	err := c.call(ctx, http.MethodPost, "/mfa/totp/enroll", "", authapi.TOTPEnroll{MFAToken: ch.Token}, &e)
+	return e, err
+}
+
+// ConfirmMFAEnrollment turns TOTP on with a current code and finishes the
+// sign-in: the session, and the ten recovery codes (shown once).
+func (c *Client) ConfirmMFAEnrollment(ctx context.Context, ch *MFAChallenge, code string) (*Session, []string, error) {
+	var out authapi.RecoveryCodes
+	if err := c.call(ctx, http.MethodPost, "/mfa/totp/confirm", "", authapi.TOTPCode{Code: code, MFAToken: ch.Token}, &out); err != nil {
+		return nil, nil, err
+	}
+	if out.Session == nil {
+		return nil, nil, errors.New("users: /mfa/totp/confirm: answer has no session")
+	}
+	if err := checkSession(out.Session); err != nil {
+		return nil, nil, fmt.Errorf("users: /mfa/totp/confirm: %w", err)
+	}
+	return c.newSession(out.Session), out.RecoveryCodes, nil
 }
 
 // ResetPassword mails a password-reset code if the account exists (the

@@ -134,11 +134,11 @@ func TestRequestsAndAnswers(t *testing.T) {
 
 func TestSignInWithMFA(t *testing.T) {
 	f := newFakeAuth(t)
-	f.mfa = true
+	f.mfa = MethodTOTP
 	c := f.client(t)
 	ctx := ctxT(t)
 	s, ch, err := c.SignIn(ctx, "ada@example.com", "pw")
-	if err != nil || s != nil || ch == nil || ch.Token != "mfa-1" || len(ch.Methods) != 1 || ch.Methods[0] != "totp" {
+	if err != nil || s != nil || ch == nil || ch.Token != "mfa-1" || len(ch.Methods) != 1 || ch.Methods[0] != "totp" || ch.NeedsEnrollment() {
 		t.Fatalf("SignIn = %v, %+v, %v; want an MFA challenge", s, ch, err)
 	}
 	if s, err = c.ChallengeMFA(ctx, ch, "123456"); err != nil || s == nil {
@@ -158,6 +158,36 @@ func TestSignInWithMFA(t *testing.T) {
 	}
 	if r := f.last("/oauth/exchange"); r.Body["login_code"] != "lc-1" {
 		t.Fatalf("exchange request %+v", r)
+	}
+}
+
+// An app that requires a second factor: a user without one enrolls with
+// the mfa_token and is signed in by the confirmation.
+func TestSignInWithMFAEnrollment(t *testing.T) {
+	f := newFakeAuth(t)
+	f.mfa = MethodTOTPEnroll
+	c := f.client(t)
+	ctx := ctxT(t)
+	_, ch, err := c.SignIn(ctx, "ada@example.com", "pw")
+	if err != nil || ch == nil || !ch.NeedsEnrollment() {
+		t.Fatalf("SignIn = %+v, %v; want a challenge that needs enrollment", ch, err)
+	}
+	e, err := c.EnrollMFA(ctx, ch)
+	if err != nil || e.Secret == "" {
+		t.Fatalf("EnrollMFA = %+v, %v", e, err)
+	}
+	if r := f.last("/mfa/totp/enroll"); r.Bearer != "" || r.Body["mfa_token"] != "mfa-1" {
+		t.Fatalf("enroll request %+v", r)
+	}
+	s, codes, err := c.ConfirmMFAEnrollment(ctx, ch, "123456")
+	if err != nil || s == nil || len(codes) != 1 || s.User().ID != fakeUserID {
+		t.Fatalf("ConfirmMFAEnrollment = %v, %v, %v", s, codes, err)
+	}
+	if r := f.last("/mfa/totp/confirm"); r.Bearer != "" || r.Body["mfa_token"] != "mfa-1" || r.Body["code"] != "123456" {
+		t.Fatalf("confirm request %+v", r)
+	}
+	if _, err := s.Me(ctx); err != nil {
+		t.Fatalf("the enrolled session: %v", err)
 	}
 }
 
