@@ -4,11 +4,9 @@ import { classify } from "./dedupe.js";
 import { Emitter, reportListenerError } from "./emitter.js";
 import { ClosedError, CloseError, DisconnectedError, ReplyError, RoomcastError, TimeoutError, TokenError } from "./errors.js";
 import { isHTTPToken, refreshDelay, tokenExpiry } from "./jwt.js";
+import { codecFor, type Codec, type CodecName } from "./codec.js";
 import {
-  SUBPROTOCOL_JSON,
   TOKEN_SUBPROTOCOL_PREFIX,
-  decodeFrame,
-  encodeCommand,
   type Command,
   type ConnectedFrame,
   type MessageFrame,
@@ -26,7 +24,9 @@ import {
 export interface WebSocketLike {
   readonly readyState: number;
   readonly protocol: string;
-  send(data: string): void;
+  /** Set to "arraybuffer" for the msgpack codec (browsers default to Blob). */
+  binaryType?: string;
+  send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
   onopen: ((ev: any) => void) | null;
   onmessage: ((ev: { data: unknown }) => void) | null;
@@ -72,6 +72,14 @@ export interface ClientOptions {
   watchNetwork?: boolean;
   /** WebSocket implementation (default globalThis.WebSocket). */
   WebSocket?: WebSocketConstructor;
+  /**
+   * Wire encoding: "json" (default; text frames) or "msgpack" (binary
+   * frames, subprotocol roomcast.v1.msgpack), where binary payloads travel
+   * as raw bytes instead of base64. Payloads reach handlers the same way
+   * with either: a Uint8Array for bytes, the value for JSON. Clients of
+   * either codec share rooms.
+   */
+  codec?: CodecName;
 }
 
 export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "resumed" | "closed";
@@ -202,7 +210,10 @@ class Wire {
   refreshTimer?: ReturnType<typeof setTimeout>;
   onClosed?: (err: Error) => void;
 
-  constructor(readonly ws: WebSocketLike) {}
+  constructor(
+    readonly ws: WebSocketLike,
+    readonly codec: Codec,
+  ) {}
 
   request(cmd: Command, hook?: (r: ReplyFrame) => void, timeout = 30000): Promise<ReplyFrame> {
     if (this.closed || this.ws.readyState !== OPEN) {
@@ -218,7 +229,7 @@ class Wire {
       }, timeout);
       this.pending.set(id, p);
       try {
-        this.ws.send(encodeCommand(c));
+        this.ws.send(this.codec.encode(c));
       } catch (err) {
         clearTimeout(p.timer);
         this.pending.delete(id);
@@ -282,7 +293,8 @@ class Wire {
  * revoked key, …) end it; the "closed" state change carries why.
  */
 export class RoomcastClient extends Emitter<ClientEvents> {
-  private readonly opts: Required<Omit<ClientOptions, "token" | "getToken" | "url" | "WebSocket">> & Pick<ClientOptions, "token" | "getToken">;
+  private readonly opts: Required<Omit<ClientOptions, "token" | "getToken" | "url" | "WebSocket" | "codec">> & Pick<ClientOptions, "token" | "getToken">;
+  private readonly codec: Codec;
   private readonly urls: string[];
   private urlIndex = 0;
   private readonly WS: WebSocketConstructor;
@@ -317,6 +329,7 @@ export class RoomcastClient extends Emitter<ClientEvents> {
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WS) throw new TypeError("roomcast: no WebSocket implementation; pass options.WebSocket");
     this.WS = WS;
+    this.codec = codecFor(options.codec);
     this.urls = urls;
     this.opts = {
       token: options.token,
@@ -437,14 +450,15 @@ export class RoomcastClient extends Emitter<ClientEvents> {
   private async dial(): Promise<Wire> {
     const tok = await this.token();
     let url = this.nextURL();
-    const protocols = [SUBPROTOCOL_JSON];
+    const protocols = [this.codec.subprotocol];
     if (this.opts.tokenInQuery) {
       url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(tok);
     } else {
       protocols.push(TOKEN_SUBPROTOCOL_PREFIX + tok);
     }
     const ws = new this.WS(url, protocols);
-    const w = new Wire(ws);
+    if (this.codec.binary) ws.binaryType = "arraybuffer";
+    const w = new Wire(ws, this.codec);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         fail(new TimeoutError(`roomcast: no connection within ${this.opts.connectTimeout} ms`));
@@ -470,13 +484,11 @@ export class RoomcastClient extends Emitter<ClientEvents> {
         fail(err);
       };
       ws.onmessage = (ev) => {
-        if (typeof ev.data !== "string") {
-          // Binary frames are not part of the JSON subprotocol.
-          return this.emit("error", new RoomcastError("roomcast: unexpected binary frame"));
-        }
         let f: ServerFrame | null;
         try {
-          f = decodeFrame(ev.data);
+          // A frame of the other kind (binary on JSON, text on msgpack) is
+          // a FrameError too.
+          f = this.codec.decode(ev.data);
         } catch (err) {
           return this.emit("error", err as Error);
         }
@@ -1043,7 +1055,9 @@ export class Room<E extends EventMap = EventMap, P = unknown> {
   }
 
   /**
-   * Publishes data (any JSON value) with an event name; resolves with the
+   * Publishes data (any JSON value, or a Uint8Array of bytes, which
+   * subscribers receive as a Uint8Array byte for byte) with an event name;
+   * resolves with the
    * stored message's position (null for transient). Non-transient publishes
    * carry an idempotency key and are retried across reconnects, so a
    * resolved promise means stored exactly once.

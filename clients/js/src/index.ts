@@ -29,6 +29,8 @@ export {
   decodeFrame,
   FrameError,
   SUBPROTOCOL_JSON,
+  SUBPROTOCOL_MSGPACK,
+  ENCODING_BASE64,
   TOKEN_SUBPROTOCOL_PREFIX,
   type Json,
   type Position,
@@ -47,5 +49,6 @@ export {
   type PresenceAction,
   type HistoryMessage,
 } from "./protocol.js";
+export { jsonCodec, msgpackCodec, codecFor, toBase64, fromBase64, type Codec, type CodecName, type TextCodec, type BinaryCodec } from "./codec.js";
 export { RoomcastError, ReplyError, CloseError, DisconnectedError, ClosedError, TimeoutError, TokenError } from "./errors.js";
 export { UsersClient, UserSession, UsersError, SessionEndedError, USERS_ERROR_CODES, type UsersErrorCode, type UsersClientOptions, type UserSessionEvents, type User, type SessionTokens, type MFAChallenge, type SignInResult, type SessionInfo, type TOTPEnrollment, type TokenStorage } from "./users.js";

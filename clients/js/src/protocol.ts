@@ -1,10 +1,18 @@
 /**
  * Wire types and the JSON codec of the Roomcast client protocol
- * (docs/protocol.md, subprotocol "roomcast.v1.json").
+ * (docs/protocol.md, subprotocol "roomcast.v1.json"). The msgpack codec of
+ * the same model is in codec.ts.
  */
 
-/** The JSON subprotocol every connection offers. */
+/** The JSON subprotocol (text frames), the default. */
 export const SUBPROTOCOL_JSON = "roomcast.v1.json";
+/** The MessagePack subprotocol (binary frames; payload bytes as bin). */
+export const SUBPROTOCOL_MSGPACK = "roomcast.v1.msgpack";
+/**
+ * In the JSON encoding, `"encoding":"base64"` marks a `data` that is a
+ * base64 string of binary payload bytes rather than a JSON value.
+ */
+export const ENCODING_BASE64 = "base64";
 /** Prefix of the extra offered subprotocol that carries the token. */
 export const TOKEN_SUBPROTOCOL_PREFIX = "roomcast.token.";
 
@@ -142,6 +150,8 @@ export interface Command {
   room?: string;
   event?: string;
   data?: unknown;
+  /** JSON encoding only: "base64" when data is a base64 string of bytes. */
+  encoding?: "base64";
   transient?: boolean;
   idempotency_key?: string;
   since?: Position;
@@ -179,6 +189,15 @@ export const MAX_REQUEST_ID = Number.MAX_SAFE_INTEGER;
  * left out; `data` is sent as given (any JSON value, null included).
  */
 export function encodeCommand(cmd: Command): string {
+  return JSON.stringify(commandFields(cmd));
+}
+
+/**
+ * The fields of a command as they go on the wire, in either encoding: id
+ * and op first, without undefined fields and transient:false. Throws
+ * RangeError for an id the server cannot take.
+ */
+export function commandFields(cmd: Command): Record<string, unknown> {
   if (!cmd.id || cmd.id < 1 || cmd.id > MAX_REQUEST_ID || !Number.isInteger(cmd.id)) {
     throw new RangeError("roomcast: a command needs a positive integer id ≤ 2^53−1");
   }
@@ -188,7 +207,7 @@ export function encodeCommand(cmd: Command): string {
     if (k === "transient" && v === false) continue;
     out[k] = v;
   }
-  return JSON.stringify(out);
+  return out;
 }
 
 /** A frame the client cannot make sense of. */
@@ -211,8 +230,16 @@ export function decodeFrame(text: string): ServerFrame | null {
   } catch {
     throw new FrameError("frame is not valid JSON");
   }
+  return checkFrame(v);
+}
+
+/**
+ * Checks a decoded frame (of either encoding): null for an unknown type,
+ * FrameError for a known one without its essential fields.
+ */
+export function checkFrame(v: unknown): ServerFrame | null {
   if (v === null || typeof v !== "object" || Array.isArray(v)) {
-    throw new FrameError("frame is not a JSON object");
+    throw new FrameError("frame is not an object");
   }
   const f = v as Record<string, unknown>;
   if (typeof f.type !== "string") throw new FrameError("frame has no type");
