@@ -94,10 +94,14 @@ export interface SessionTokens {
   refresh_expires_at: string;
 }
 
-/** The answer to a correct first factor when the user has a second one. */
+/**
+ * The answer to a correct first factor when a second one is needed. Methods
+ * ["totp"]: answer with challengeMfa or challengeMfaRecovery. ["totp_enroll"]
+ * (the app requires a second factor the user has not set up): enrollMfa,
+ * then confirmMfaEnrollment.
+ */
 export interface MFAChallenge {
   mfa_token: string;
-  /** e.g. ["totp"] */
   methods: string[];
 }
 
@@ -226,6 +230,18 @@ export class UsersClient {
   /** Completes a sign-in with a recovery code (each works once). */
   async challengeMfaRecovery(challenge: MFAChallenge, recoveryCode: string): Promise<UserSession> {
     return this.sessionOnly("/mfa/challenge", { mfa_token: challenge.mfa_token, recovery_code: recoveryCode });
+  }
+
+  /** Starts TOTP enrollment for a challenge with methods ["totp_enroll"]: show the QR code, then confirmMfaEnrollment. */
+  async enrollMfa(challenge: MFAChallenge): Promise<TOTPEnrollment> {
+    return (await this.request("POST", "/mfa/totp/enroll", { mfa_token: challenge.mfa_token })) as TOTPEnrollment;
+  }
+
+  /** Turns TOTP on with a current code and finishes the sign-in; the recovery codes are shown once. */
+  async confirmMfaEnrollment(challenge: MFAChallenge, code: string): Promise<{ session: UserSession; recoveryCodes: string[] }> {
+    const r = (await this.request("POST", "/mfa/totp/confirm", { code, mfa_token: challenge.mfa_token })) as { recovery_codes: string[]; session?: SessionTokens };
+    if (!r?.session?.access_token || !r.session.refresh_token) throw new RoomcastError("roomcast users: /mfa/totp/confirm: answer has no session");
+    return { session: await this.newSession(r.session), recoveryCodes: r.recovery_codes };
   }
 
   /** Mails a password-reset code if the account exists (the answer does not say). */

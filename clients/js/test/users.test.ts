@@ -26,7 +26,7 @@ class FakeAuth {
   url = "";
   requests: Req[] = [];
   refreshes = 0;
-  mfa = false;
+  mfa = ""; // sign-in answers with an MFA challenge of this method
   access = new Map<string, string>(); // access token → session id
   refreshTokens = new Map<string, { session: string; retired: boolean }>();
   revoked = new Set<string>();
@@ -65,18 +65,23 @@ class FakeAuth {
   }
 
   private issue(res: ServerResponse, sid: string): void {
+    json(res, 200, this.newSession(sid));
+  }
+
+  /** A session answer with new tokens for session id sid. */
+  private newSession(sid: string): SessionTokens {
     const at = this.jwt();
     const rt = `rt_${++this.n}_${Math.random().toString(36).slice(2)}`;
     this.access.set(at, sid);
     this.refreshTokens.set(rt, { session: sid, retired: false });
-    json(res, 200, {
+    return {
       user: { id: USER_ID, email: "ada@example.com", email_verified: true, anonymous: false, mfa: [], created_at: "2026-11-23T10:00:00Z" },
       session_id: sid,
       access_token: at,
       access_expires_at: new Date(serverNow() + 300_000).toISOString(),
       refresh_token: rt,
       refresh_expires_at: new Date(serverNow() + 3_600_000).toISOString(),
-    });
+    };
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -117,7 +122,7 @@ class FakeAuth {
       case "POST /signin":
       case "POST /signin/code/verify":
       case "POST /oauth/exchange":
-        if (this.mfa) return json(res, 200, { mfa_required: true, mfa_token: "mfa-1", methods: ["totp"] });
+        if (this.mfa) return json(res, 200, { mfa_required: true, mfa_token: "mfa-1", methods: [this.mfa] });
         return this.issue(res, newSid());
       case "POST /refresh": {
         const rt = this.refreshTokens.get(String(body?.refresh_token));
@@ -136,6 +141,10 @@ class FakeAuth {
         res.writeHead(204).end();
         return;
       }
+    }
+    if (!sid && body?.mfa_token === "mfa-1") {
+      if (path === "/mfa/totp/enroll") return json(res, 200, { secret: "JBSWY3DPEHPK3PXP", otpauth_uri: "otpauth://totp/shop:ada", qr_png: "" });
+      if (path === "/mfa/totp/confirm") return json(res, 200, { recovery_codes: ["aaaa-bbbb"], session: this.newSession(newSid()) });
     }
     if (!sid) return err(res, 401, "unauthorized");
     switch (`${req.method} ${path}`) {
@@ -252,7 +261,7 @@ describe("UsersClient", () => {
   });
 
   it("answers an MFA challenge with a TOTP or a recovery code", async () => {
-    fake.mfa = true;
+    fake.mfa = "totp";
     const users = new UsersClient({ authUrl: fake.url, app: "shop" });
     const r = await users.signIn("ada@example.com", "pw");
     expect(r.session).toBeUndefined();
@@ -263,6 +272,19 @@ describe("UsersClient", () => {
     expect(fake.last("/mfa/challenge").body).toEqual({ mfa_token: "mfa-1", recovery_code: "aaaa-bbbb" });
     expect((await users.exchange("lc-1")).mfa).toBeDefined();
     expect(fake.last("/oauth/exchange").body).toEqual({ login_code: "lc-1" });
+  });
+
+  it("enrolls TOTP with the mfa_token when the app requires a second factor", async () => {
+    fake.mfa = "totp_enroll";
+    const users = new UsersClient({ authUrl: fake.url, app: "shop" });
+    const r = await users.signIn("ada@example.com", "pw");
+    expect(r.mfa?.methods).toEqual(["totp_enroll"]);
+    expect((await users.enrollMfa(r.mfa!)).secret).toBe("JBSWY3DPEHPK3PXP");
+    expect(fake.last("/mfa/totp/enroll")).toMatchObject({ bearer: "", body: { mfa_token: "mfa-1" } });
+    const { session, recoveryCodes } = await users.confirmMfaEnrollment(r.mfa!, "123456");
+    expect(fake.last("/mfa/totp/confirm")).toMatchObject({ bearer: "", body: { mfa_token: "mfa-1", code: "123456" } });
+    expect(recoveryCodes).toEqual(["aaaa-bbbb"]);
+    expect((await session.me()).id).toBe(USER_ID);
   });
 
   it("reports the API's error code and Retry-After", async () => {
