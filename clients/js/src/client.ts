@@ -4,7 +4,7 @@ import { classify } from "./dedupe.js";
 import { Emitter, reportListenerError } from "./emitter.js";
 import { ClosedError, CloseError, DisconnectedError, ReplyError, RoomcastError, TimeoutError, TokenError } from "./errors.js";
 import { isHTTPToken, refreshDelay, tokenExpiry } from "./jwt.js";
-import { codecFor, type Codec, type CodecName } from "./codec.js";
+import { codecFor, loadCodec, type Codec, type CodecName } from "./codec.js";
 import {
   TOKEN_SUBPROTOCOL_PREFIX,
   type Command,
@@ -449,6 +449,7 @@ export class RoomcastClient extends Emitter<ClientEvents> {
   /** Opens one connection and waits for its connected frame. */
   private async dial(): Promise<Wire> {
     const tok = await this.token();
+    await loadCodec(this.codec.name); // msgpack: its library loads on first use
     let url = this.nextURL();
     const protocols = [this.codec.subprotocol];
     if (this.opts.tokenInQuery) {

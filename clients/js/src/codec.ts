@@ -8,7 +8,11 @@
  * msgpack, bytes travel as bin and JSON values as a str of their JSON text;
  * on JSON, bytes travel as base64 with `"encoding":"base64"`.
  */
-import { decode as mpDecode, encode as mpEncode } from "@msgpack/msgpack";
+// Only types statically: the SDK's modules load in browsers without a
+// bundler (examples/chat serves dist/ as is), where a bare package import
+// would fail for every app. @msgpack/msgpack loads on first use instead
+// (loadCodec), so JSON apps never need it.
+import type * as MsgpackLib from "@msgpack/msgpack";
 import {
   ENCODING_BASE64,
   FrameError,
@@ -50,6 +54,23 @@ export interface TextCodec extends Codec {
 /** A codec of binary frames (msgpack). */
 export interface BinaryCodec extends Codec {
   encode(cmd: Command): Uint8Array;
+}
+
+let mp: typeof MsgpackLib | undefined;
+
+/**
+ * The codec of a name, ready to use: "msgpack" loads @msgpack/msgpack the
+ * first time (a dynamic import, which a bundler resolves like any other).
+ */
+export async function loadCodec(name: CodecName | undefined): Promise<Codec> {
+  const codec = codecFor(name);
+  if (codec.binary && !mp) mp = await import("@msgpack/msgpack");
+  return codec;
+}
+
+function msgpackLib(): typeof MsgpackLib {
+  if (!mp) throw new Error('roomcast: the msgpack codec is not loaded; await loadCodec("msgpack") first');
+  return mp;
 }
 
 /** Base64 of bytes (RFC 4648, padded), in browsers and Node alike. */
@@ -141,12 +162,12 @@ export const msgpackCodec: BinaryCodec = {
     } else if (cmd.data !== undefined) {
       out.data = JSON.stringify(cmd.data); // a JSON value travels as a str of its text
     }
-    return mpEncode(out);
+    return msgpackLib().encode(out);
   },
   decode(data: unknown): ServerFrame | null {
     let v: unknown;
     try {
-      v = mpDecode(frameBytes(data));
+      v = msgpackLib().decode(frameBytes(data));
     } catch (err) {
       if (err instanceof FrameError) throw err;
       throw new FrameError("frame is not valid msgpack");
@@ -164,7 +185,7 @@ export const msgpackCodec: BinaryCodec = {
   },
 };
 
-/** The codec of a name (undefined: JSON). */
+/** The codec of a name (undefined: JSON); see loadCodec for msgpack. */
 export function codecFor(name: CodecName | undefined): Codec {
   switch (name ?? "json") {
     case "json":

@@ -49,6 +49,6 @@ export {
   type PresenceAction,
   type HistoryMessage,
 } from "./protocol.js";
-export { jsonCodec, msgpackCodec, codecFor, toBase64, fromBase64, type Codec, type CodecName, type TextCodec, type BinaryCodec } from "./codec.js";
+export { jsonCodec, msgpackCodec, codecFor, loadCodec, toBase64, fromBase64, type Codec, type CodecName, type TextCodec, type BinaryCodec } from "./codec.js";
 export { RoomcastError, ReplyError, CloseError, DisconnectedError, ClosedError, TimeoutError, TokenError } from "./errors.js";
 export { UsersClient, UserSession, UsersError, SessionEndedError, USERS_ERROR_CODES, type UsersErrorCode, type UsersClientOptions, type UserSessionEvents, type User, type SessionTokens, type MFAChallenge, type SignInResult, type SessionInfo, type TOTPEnrollment, type TokenStorage } from "./users.js";

@@ -1,7 +1,8 @@
 import { decode, encode } from "@msgpack/msgpack";
-import { describe, expect, it } from "vitest";
+import { readFileSync, readdirSync } from "node:fs";
+import { beforeAll, describe, expect, it } from "vitest";
 import { RoomcastClient, type WebSocketLike } from "../src/client.js";
-import { codecFor, fromBase64, jsonCodec, msgpackCodec, toBase64 } from "../src/codec.js";
+import { codecFor, fromBase64, jsonCodec, loadCodec, msgpackCodec, toBase64 } from "../src/codec.js";
 import { FrameError, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, encodeCommand } from "../src/protocol.js";
 
 const hex = (s: string) => Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)));
@@ -26,6 +27,10 @@ const golden = {
 };
 
 describe("msgpack codec", () => {
+  beforeAll(async () => {
+    expect(await loadCodec("msgpack")).toBe(msgpackCodec);
+  });
+
   it("decodes the Go codec's frames; bytes as Uint8Array, JSON text as values", () => {
     expect(msgpackCodec.decode(hex(golden.connected))).toMatchObject({ type: "connected", client_id: "alice", heartbeat_ms: 25000, limits: { max_rooms: 100, publish_rate: 50 } });
     const bin = msgpackCodec.decode(hex(golden.binaryMessage).buffer);
@@ -194,5 +199,17 @@ describe("RoomcastClient with codec msgpack", () => {
     expect(Array.from(got[0] as Uint8Array)).toEqual(Array.from(payload));
     expect(got[1]).toEqual({ text: "hé" });
     client.close();
+  });
+});
+
+describe("modules", () => {
+  it("import no package statically: browsers load dist/ without a bundler", () => {
+    for (const f of readdirSync(new URL("../src/", import.meta.url))) {
+      const src = readFileSync(new URL(`../src/${f}`, import.meta.url), "utf8");
+      for (const m of src.matchAll(/^import\s+(type\s+)?[^;]*?from\s+"([^"]+)"/gms)) {
+        if (m[1] || m[2]!.startsWith(".") || m[2]!.startsWith("node:")) continue;
+        throw new Error(`${f} imports ${m[2]} statically`);
+      }
+    }
   });
 });
