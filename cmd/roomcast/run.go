@@ -74,7 +74,7 @@ func runRun(ctx context.Context, args []string, e *env) int {
 	// Every worker service is on: the gateway feeds them all, presence
 	// feeds webhooks its member events.
 	if e.getenv("GATEWAY_EVENT_CONSUMERS") == "" {
-		cfg.EventConsumers = "presence,history,webhooks,metrics"
+		cfg.EventConsumers = "presence,history,webhooks,metrics,users"
 	}
 	pcfg, err := presenceconfig.Load()
 	if err != nil {

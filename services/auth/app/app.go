@@ -68,6 +68,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 
 	reg := observability.NewRegistry()
 	rdb.AddHook(observability.RedisErrors(reg))
+	up, err := users(cfg, st, rdb, sealer, reg, log)
+	if err != nil {
+		return err
+	}
+	defer up.stop()
 	mux := http.NewServeMux()
 	api.New(api.Config{
 		Store:        st,
@@ -86,6 +91,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 			Providers: api.OAuthStore{Store: st}, Policies: api.OAuthStore{Store: st},
 		}),
 		PublicURL: cfg.PublicURL,
+
+		Accounts:       up.accounts,
+		Online:         up.online,
+		TrustedProxies: up.proxies,
 	}).Mount(mux)
 	observability.Mount(mux, reg,
 		observability.Check{Name: "postgres", Func: st.Ping},

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	pkgconfig "github.com/roomcast/roomcast/pkg/config"
+	"github.com/roomcast/roomcast/services/auth/internal/abuse"
+	"github.com/roomcast/roomcast/services/auth/internal/accounts"
+	"github.com/roomcast/roomcast/services/auth/internal/mail"
 )
 
 // MinCredentialBytes is the shortest admin or service credential accepted:
@@ -62,6 +65,37 @@ type Config struct {
 	// and callback.
 	OAuthStateTTL time.Duration `env:"AUTH_OAUTH_STATE_TTL" envDefault:"10m"`
 
+	// End-user accounts (docs/users-api.md). Email codes expire after
+	// UserCodeTTL and are void after UserCodeAttempts wrong tries; an
+	// mfa_token waits UserMFATokenTTL for its second factor.
+	UserCodeTTL      time.Duration `env:"AUTH_USER_CODE_TTL" envDefault:"10m"`
+	UserCodeAttempts int           `env:"AUTH_USER_CODE_ATTEMPTS" envDefault:"5"`
+	UserMFATokenTTL  time.Duration `env:"AUTH_USER_MFA_TOKEN_TTL" envDefault:"5m"`
+	// UserLimit* are the abuse limits, "N/period" (e.g. "10/1m"; "0": none).
+	UserLimitSignInAccount string `env:"AUTH_USER_LIMIT_SIGNIN_ACCOUNT" envDefault:"10/1m"`
+	UserLimitSignInIP      string `env:"AUTH_USER_LIMIT_SIGNIN_IP" envDefault:"30/1m"`
+	UserLimitCodeAccount   string `env:"AUTH_USER_LIMIT_CODE_ACCOUNT" envDefault:"10/1m"`
+	UserLimitCodeIP        string `env:"AUTH_USER_LIMIT_CODE_IP" envDefault:"30/1m"`
+	UserLimitMailAccount   string `env:"AUTH_USER_LIMIT_MAIL_ACCOUNT" envDefault:"3/1m"`
+	UserLimitMailIP        string `env:"AUTH_USER_LIMIT_MAIL_IP" envDefault:"30/1m"`
+	UserLimitSignupIP      string `env:"AUTH_USER_LIMIT_SIGNUP_IP" envDefault:"10/1h"`
+	UserLimitRefreshIP     string `env:"AUTH_USER_LIMIT_REFRESH_IP" envDefault:"60/1m"`
+	// TrustedProxies lists the CIDRs of proxies in front of the service
+	// (comma-separated): for their requests the client IP is the rightmost
+	// X-Forwarded-For entry that is not a trusted proxy.
+	TrustedProxies string `env:"AUTH_TRUSTED_PROXIES"`
+	// UserOnline serves the "users" events consumer (gateways with users
+	// in GATEWAY_EVENT_CONSUMERS), for users' online status.
+	UserOnline bool `env:"AUTH_USER_ONLINE" envDefault:"true"`
+
+	// Mail is the sender of end-user mails: "log" (development: logs the
+	// code and link) or "smtp" (SMTPURL, MailFrom). MailLink is the link
+	// mails carry, with {app}, {purpose}, {email} and {code} replaced.
+	Mail     string `env:"AUTH_MAIL" envDefault:"log"`
+	SMTPURL  string `env:"AUTH_SMTP_URL"`
+	MailFrom string `env:"AUTH_MAIL_FROM"`
+	MailLink string `env:"AUTH_MAIL_LINK"`
+
 	// ShutdownTimeout bounds a graceful stop on SIGTERM.
 	ShutdownTimeout time.Duration `env:"AUTH_SHUTDOWN_TIMEOUT" envDefault:"10s"`
 	// LogLevel is debug, info, warn or error; LogFormat json or text.
@@ -104,10 +138,54 @@ func (c *Config) Validate() error {
 	if c.OAuthStateTTL < time.Minute || c.OAuthStateTTL > time.Hour {
 		return errors.New("config: AUTH_OAUTH_STATE_TTL must be between 1m and 1h")
 	}
+	if c.UserCodeTTL < time.Minute || c.UserCodeAttempts < 1 || c.UserMFATokenTTL < 30*time.Second {
+		return errors.New("config: need AUTH_USER_CODE_TTL >= 1m, AUTH_USER_CODE_ATTEMPTS >= 1, AUTH_USER_MFA_TOKEN_TTL >= 30s")
+	}
+	if _, err := c.UserLimits(); err != nil {
+		return err
+	}
+	if _, err := abuse.ParseProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("config: AUTH_TRUSTED_PROXIES: %w", err)
+	}
+	switch c.Mail {
+	case "log":
+	case "smtp":
+		if _, err := mail.NewSMTP(c.SMTPURL, c.MailFrom); err != nil {
+			return fmt.Errorf("config: AUTH_MAIL=smtp: %w", err) // never quotes the URL, which holds a password
+		}
+	default:
+		return errors.New(`config: AUTH_MAIL must be "log" or "smtp"`)
+	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("config: AUTH_SHUTDOWN_TIMEOUT must be positive")
 	}
 	return nil
+}
+
+// UserLimits parses the AUTH_USER_LIMIT_* variables.
+func (c *Config) UserLimits() (accounts.Limits, error) {
+	var l accounts.Limits
+	for _, f := range []struct {
+		env string
+		val string
+		dst *abuse.Rate
+	}{
+		{"AUTH_USER_LIMIT_SIGNIN_ACCOUNT", c.UserLimitSignInAccount, &l.SignInAccount},
+		{"AUTH_USER_LIMIT_SIGNIN_IP", c.UserLimitSignInIP, &l.SignInIP},
+		{"AUTH_USER_LIMIT_CODE_ACCOUNT", c.UserLimitCodeAccount, &l.CodeAccount},
+		{"AUTH_USER_LIMIT_CODE_IP", c.UserLimitCodeIP, &l.CodeIP},
+		{"AUTH_USER_LIMIT_MAIL_ACCOUNT", c.UserLimitMailAccount, &l.MailAccount},
+		{"AUTH_USER_LIMIT_MAIL_IP", c.UserLimitMailIP, &l.MailIP},
+		{"AUTH_USER_LIMIT_SIGNUP_IP", c.UserLimitSignupIP, &l.SignupIP},
+		{"AUTH_USER_LIMIT_REFRESH_IP", c.UserLimitRefreshIP, &l.RefreshIP},
+	} {
+		r, err := abuse.ParseRate(f.val)
+		if err != nil {
+			return accounts.Limits{}, fmt.Errorf("config: %s: %w", f.env, err)
+		}
+		*f.dst = r
+	}
+	return l, nil
 }
 
 // ParseMasterKey decodes AUTH_MASTER_KEY: 64 hex characters or the base64

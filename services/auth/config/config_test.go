@@ -17,6 +17,11 @@ func valid() Config {
 		SigningKeyRotation: 0,
 		ShutdownTimeout:    1e9,
 		OAuthStateTTL:      600e9,
+		UserCodeTTL:        600e9,
+		UserCodeAttempts:   5,
+		UserMFATokenTTL:    300e9,
+		UserLimitSignInIP:  "30/1m",
+		Mail:               "log",
 	}
 }
 
@@ -38,6 +43,13 @@ func TestValidate(t *testing.T) {
 		"public URL not http":   func(c *Config) { c.PublicURL = "auth.example.com" },
 		"public URL with query": func(c *Config) { c.PublicURL = "https://auth.example.com/?x=1" },
 		"no oauth state ttl":    func(c *Config) { c.OAuthStateTTL = 0 },
+		"short code ttl":        func(c *Config) { c.UserCodeTTL = 1e9 },
+		"no code attempts":      func(c *Config) { c.UserCodeAttempts = 0 },
+		"bad limit":             func(c *Config) { c.UserLimitSignInIP = "lots" },
+		"bad trusted proxy":     func(c *Config) { c.TrustedProxies = "proxy" },
+		"unknown mail sender":   func(c *Config) { c.Mail = "pigeon" },
+		"smtp without URL":      func(c *Config) { c.Mail = "smtp"; c.MailFrom = "a@b.c" },
+		"smtp without from":     func(c *Config) { c.Mail = "smtp"; c.SMTPURL = "smtp://u:secretpw@mail:587" },
 	}
 	for name, mutate := range bad {
 		c := valid()
@@ -47,7 +59,7 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 			continue
 		}
-		for _, secret := range []string{c.AdminToken, c.ServiceToken, c.MasterKey} {
+		for _, secret := range []string{c.AdminToken, c.ServiceToken, c.MasterKey, "secretpw"} {
 			if len(secret) > 4 && strings.Contains(err.Error(), secret) {
 				t.Errorf("%s: error quotes a secret: %v", name, err)
 			}

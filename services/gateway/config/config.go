@@ -238,10 +238,12 @@ func (c *Config) Presence() bool {
 // NodeLease reports whether the node keeps a liveness lease in Redis: the
 // presence, webhooks and metrics services sweep what a dead node left
 // behind (its members; the rooms it kept occupied; its connections) when
-// its lease runs out.
+// its lease runs out, and the auth service's users consumer counts a
+// user's connections only while their node's lease exists.
 func (c *Config) NodeLease() bool {
 	cs, _ := c.Consumers()
-	return slices.Contains(cs, "presence") || slices.Contains(cs, "webhooks") || slices.Contains(cs, "metrics")
+	return slices.Contains(cs, "presence") || slices.Contains(cs, "webhooks") || slices.Contains(cs, "metrics") ||
+		slices.Contains(cs, "users")
 }
 
 // ParseKeys parses ROOMCAST_KEYS.
