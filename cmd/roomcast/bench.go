@@ -112,6 +112,7 @@ func runBench(ctx context.Context, args []string, e *env) int {
 	duration := fs.Duration("duration", 10*time.Second, "how long to publish (or, with --idle, to hold the connections)")
 	payload := fs.Int("payload", 64, "message data size in `bytes` (at least ~60: it carries the send time)")
 	transient := fs.Bool("transient", false, "publish transient messages (no offsets, no Redis, no recovery)")
+	codec := fs.String("codec", loadgen.CodecJSON, "wire `encoding` of every connection: json (roomcast.v1.json) or msgpack (roomcast.v1.msgpack; payloads published as binary)")
 	inFlight := fs.Int("in-flight", 256, "publishes one publisher may have awaiting their reply before the next send waits")
 	idle := fs.Bool("idle", false, "publish nothing: connect, join, hold for --duration (memory per idle connection)")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "how long to wait after the last publish for the expected deliveries")
@@ -153,6 +154,9 @@ func runBench(ctx context.Context, args []string, e *env) int {
 	if *rooms != loadgen.RoomsOne && *rooms != loadgen.RoomsMany {
 		return fs.usageError(e, "--rooms must be %s or %s", loadgen.RoomsOne, loadgen.RoomsMany)
 	}
+	if *codec != loadgen.CodecJSON && *codec != loadgen.CodecMsgpack {
+		return fs.usageError(e, "--codec must be %s or %s", loadgen.CodecJSON, loadgen.CodecMsgpack)
+	}
 	if *roomCount < 1 {
 		return fs.usageError(e, "--room-count must be at least 1")
 	}
@@ -191,6 +195,7 @@ func runBench(ctx context.Context, args []string, e *env) int {
 		Duration:       *duration,
 		PayloadBytes:   *payload,
 		Transient:      *transient,
+		Codec:          *codec,
 		InFlight:       *inFlight,
 		Idle:           *idle,
 		Key:            *key,

@@ -35,6 +35,12 @@ const (
 	RoomsMany = "many"
 )
 
+// Codecs (Config.Codec).
+const (
+	CodecJSON    = "json"
+	CodecMsgpack = "msgpack"
+)
+
 // Config describes one bench run. Only URLs and one of Key or Token are
 // required; every other field's zero value is a sensible default.
 type Config struct {
@@ -84,6 +90,10 @@ type Config struct {
 	// Transient publishes best effort: no offset, no Redis, no recovery.
 	// Zero (false): durable messages with offsets and idempotency keys.
 	Transient bool `json:"transient"`
+	// Codec is the wire encoding of every connection: CodecJSON or
+	// CodecMsgpack. With msgpack the payloads are published as binary (the
+	// same bytes, carried as bin). Zero ("") means CodecJSON.
+	Codec string `json:"codec,omitempty"`
 	// InFlight is how many publishes one publisher may have awaiting their
 	// reply. Zero means 256. When all are in flight, the next send waits
 	// (counted as a window wait) but keeps its scheduled send time, so the
@@ -189,6 +199,13 @@ func (cfg Config) normalize() (Config, error) {
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 30 * time.Second
+	}
+	switch cfg.Codec {
+	case "":
+		cfg.Codec = CodecJSON
+	case CodecJSON, CodecMsgpack:
+	default:
+		return cfg, fmt.Errorf("loadgen: Config.Codec %q: want %s or %s", cfg.Codec, CodecJSON, CodecMsgpack)
 	}
 	switch cfg.Rooms {
 	case "", RoomsOne:

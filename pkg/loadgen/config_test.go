@@ -13,7 +13,7 @@ func TestNormalize(t *testing.T) {
 	}
 	if cfg.Connections != 100 || cfg.TotalConnections != 100 || cfg.Publishers != 1 || cfg.Rate != 100 ||
 		cfg.Duration != 10*time.Second || cfg.Rooms != RoomsOne || cfg.RoomCount != 1 || cfg.InFlight != 256 ||
-		cfg.PayloadBytes != 64 || !strings.HasPrefix(cfg.RoomPrefix, "bench.") || cfg.Seed == 0 {
+		cfg.PayloadBytes != 64 || !strings.HasPrefix(cfg.RoomPrefix, "bench.") || cfg.Seed == 0 || cfg.Codec != CodecJSON {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	again, err := cfg.normalize()
@@ -33,6 +33,7 @@ func TestNormalize(t *testing.T) {
 		{URLs: []string{"ws://x"}, Token: "t", Connections: -1},
 		{URLs: []string{"ws://x"}, Token: "t", Connections: 5, FirstConnection: 3, TotalConnections: 6},
 		{URLs: []string{"ws://x"}, Token: "t", Rate: -1},
+		{URLs: []string{"ws://x"}, Token: "t", Codec: "cbor"},
 	}
 	for _, c := range bad {
 		if _, err := c.normalize(); err == nil {

@@ -219,9 +219,14 @@ func (l *Load) dial(ctx context.Context, url, clientID string) (*client.Client, 
 	if err != nil {
 		return nil, err
 	}
+	codec := protocol.JSON
+	if l.cfg.Codec == CodecMsgpack {
+		codec = protocol.Msgpack
+	}
 	return client.Dial(ctx, client.Config{
 		URL:           url,
 		Token:         tok,
+		Codec:         codec,
 		MessageBuffer: l.cfg.MessageBuffer,
 		OnStateChange: l.onState,
 	})
@@ -358,6 +363,9 @@ func (l *Load) publish(ctx context.Context, p publisher, start time.Time) {
 	var opts []client.PublishOption
 	if l.cfg.Transient {
 		opts = append(opts, client.Transient())
+	}
+	if l.cfg.Codec == CodecMsgpack {
+		opts = append(opts, client.Binary()) // the payload's bytes travel as bin
 	}
 	window := make(chan struct{}, l.cfg.InFlight)
 	lag := newHistogram()

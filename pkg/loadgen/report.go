@@ -77,6 +77,7 @@ type Summary struct {
 	DurationSeconds float64  `json:"duration_seconds"`
 	PayloadBytes    int      `json:"payload_bytes"`
 	Transient       bool     `json:"transient"`
+	Codec           string   `json:"codec,omitempty"`
 	InFlight        int      `json:"in_flight"`
 	Idle            bool     `json:"idle,omitempty"`
 	ConnectRate     float64  `json:"connect_rate"`
@@ -94,6 +95,7 @@ func summarize(cfg Config) Summary {
 		DurationSeconds: cfg.Duration.Seconds(),
 		PayloadBytes:    cfg.PayloadBytes,
 		Transient:       cfg.Transient,
+		Codec:           cfg.Codec,
 		InFlight:        cfg.InFlight,
 		Idle:            cfg.Idle,
 		ConnectRate:     cfg.ConnectRate,
@@ -426,6 +428,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	mode := "durable"
 	if c.Transient {
 		mode = "transient"
+	}
+	if c.Codec != "" {
+		mode += " " + c.Codec
 	}
 	rooms := "1 room"
 	if c.Rooms == RoomsMany {

@@ -107,6 +107,38 @@ func TestBenchRun(t *testing.T) {
 	}
 }
 
+// TestBenchRunMsgpack is TestBenchRun with every connection on
+// roomcast.v1.msgpack and binary payloads: the load generator's send times
+// survive the bytes' trip, so every delivery is counted and timed.
+func TestBenchRunMsgpack(t *testing.T) {
+	t.Parallel()
+	env := harness.NewEnv(t)
+	gw0 := env.Gateway(t, "gw-benchmp-0", benchGatewayEnv...)
+	gw1 := env.Gateway(t, "gw-benchmp-1", benchGatewayEnv...)
+	pids := []int{gw0.Pid(), gw1.Pid()}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := loadgen.Run(ctx, loadgen.Config{
+		URLs:        []string{gw0.WSURL(), gw1.WSURL()},
+		Connections: 20,
+		Rooms:       loadgen.RoomsOne,
+		Publishers:  1,
+		Rate:        50,
+		Duration:    2 * time.Second,
+		Codec:       loadgen.CodecMsgpack,
+		Key:         env.Key.String(),
+		GatewayPIDs: pids,
+		SkipFloor:   true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Config.Codec != loadgen.CodecMsgpack {
+		t.Errorf("report says codec %q", r.Config.Codec)
+	}
+	checkBenchArithmetic(t, r, 20, 1, 100, pids)
+}
+
 // TestBenchProcs runs `roomcast bench --procs 2`: two worker processes
 // with slices of the connections and publishers, whose reports the
 // coordinator merges (histograms included).
