@@ -7,6 +7,8 @@ package oidctest
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -23,6 +25,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/example/server/storage"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -50,6 +53,90 @@ type OP struct {
 	// TamperNonce makes the provider put another nonce in its ID tokens
 	// than the authorization request asked for.
 	TamperNonce atomic.Bool
+
+	rewrite atomic.Pointer[rewrite]
+}
+
+type rewrite struct {
+	claims  func(map[string]any)
+	foreign bool
+}
+
+// RewriteIDTokens makes the token endpoint answer with ID tokens whose
+// claims f has changed, signed again with the provider's own key (the
+// same key id), or with another key if foreignKey: tokens a client must
+// refuse for their claims (audience, issuer, expiry) or their signature
+// alone. A nil f stops rewriting.
+func (o *OP) RewriteIDTokens(f func(claims map[string]any), foreignKey bool) {
+	if f == nil {
+		o.rewrite.Store(nil)
+		return
+	}
+	o.rewrite.Store(&rewrite{claims: f, foreign: foreignKey})
+}
+
+// rewriting is the token endpoint's middleware for RewriteIDTokens.
+func (o *OP) rewriting(next http.Handler, key op.SigningKey, foreign *rsa.PrivateKey) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := o.rewrite.Load()
+		if rw == nil || r.URL.Path != "/oauth/token" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		var body map[string]any
+		if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &body) == nil {
+			if idt, ok := body["id_token"].(string); ok {
+				signWith := key.Key()
+				if rw.foreign {
+					signWith = foreign
+				}
+				body["id_token"] = resign(idt, rw.claims, key.ID(), signWith)
+			}
+		}
+		for k, v := range rec.Header() {
+			if k != "Content-Length" {
+				w.Header()[k] = v
+			}
+		}
+		w.WriteHeader(rec.Code)
+		if body != nil {
+			_ = json.NewEncoder(w).Encode(body)
+		} else {
+			_, _ = w.Write(rec.Body.Bytes())
+		}
+	})
+}
+
+// resign changes a JWT's claims with f and signs it with key (RS256,
+// header kid).
+func resign(jwt string, f func(map[string]any), kid string, key any) string {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return jwt
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return jwt
+	}
+	var claims map[string]any
+	if json.Unmarshal(raw, &claims) != nil {
+		return jwt
+	}
+	f(claims)
+	payload, _ := json.Marshal(claims)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	if err != nil {
+		panic(err)
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		panic(err)
+	}
+	out, _ := jws.CompactSerialize()
+	return out
 }
 
 // tamperingStorage is the example storage, except that it can rewrite
@@ -103,7 +190,15 @@ func StartOP(t *testing.T, clientID, secret, callbackURL string) *OP {
 		http.Redirect(w, r, callback(r.Context(), id), http.StatusFound)
 	}))
 	mux.Handle("/", provider)
-	srv.Config.Handler = mux
+	key, err := st.SigningKey(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = o.rewriting(mux, key, foreign)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return o

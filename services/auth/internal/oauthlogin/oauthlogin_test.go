@@ -196,6 +196,42 @@ func TestOIDCNonceMismatch(t *testing.T) {
 	}
 }
 
+func TestOIDCIDTokenChecks(t *testing.T) {
+	t.Parallel()
+	e := newOIDCEnv(t)
+	// The provider answers with ID tokens that are wrong in one way each;
+	// all but the foreign-key one carry the provider's valid signature.
+	cases := []struct {
+		name    string
+		claims  func(map[string]any)
+		foreign bool
+		want    string
+	}{
+		{"another audience", func(c map[string]any) { c["aud"] = []string{"someone-else"} }, false, "audience"},
+		{"another issuer", func(c map[string]any) { c["iss"] = "https://evil.example.com" }, false, "different provider"},
+		{"expired", func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }, false, "expired"},
+		{"signed by another key", func(map[string]any) {}, true, "signature"},
+		{"untouched (control)", func(map[string]any) {}, false, ""},
+	}
+	for _, c := range cases {
+		e.op.RewriteIDTokens(c.claims, c.foreign)
+		started := e.start(t)
+		redirect, err := e.flow.Callback(context.Background(), testApp, "corp", callbackQuery(t, started.AuthURL), started.Binder)
+		if c.want == "" {
+			if err != nil || appRedirected(t, redirect).Get("login_code") == "" {
+				t.Fatalf("%s: %v %s", c.name, err, redirect)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "ID token") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an ID token %s failure", c.name, err, c.want)
+		}
+		if q := appRedirected(t, redirect); q.Get("error") != "oauth_failed" || q.Get("login_code") != "" {
+			t.Errorf("%s: sent to %s", c.name, redirect)
+		}
+	}
+}
+
 func TestOIDCReplayedCode(t *testing.T) {
 	t.Parallel()
 	e := newOIDCEnv(t)
