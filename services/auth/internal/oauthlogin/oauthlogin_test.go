@@ -3,6 +3,8 @@ package oauthlogin
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -327,6 +329,22 @@ func TestStartChecks(t *testing.T) {
 		if _, err := e.flow.Start(ctx, c.app, c.provider, c.redirect, testCallback); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
+	}
+
+	// A provider whose discovery document cannot be fetched: unavailable,
+	// and nothing is cached, so it works once the provider answers.
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	flow := New(Config{
+		Redis: e.rdb, Prefix: e.flow.cfg.Prefix,
+		Providers: memProviders{testApp + "/down": {App: testApp, Name: "down", Kind: KindOIDC, Issuer: down.URL, ClientID: "c"}},
+		Policies:  memPolicy{testApp: {appRedirect}},
+	})
+	if _, err := flow.Start(ctx, testApp, "down", appRedirect, testCallback); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("provider down: %v, want ErrUnavailable", err)
+	}
+	if len(flow.discovery) != 0 {
+		t.Fatal("a failed discovery was cached")
 	}
 }
 
