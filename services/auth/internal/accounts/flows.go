@@ -153,7 +153,7 @@ func (s *Service) SignIn(ctx context.Context, app, email, pw string, c Client) (
 		return Result{}, err
 	}
 	if email, err = normEmail(email); err != nil || len(pw) > password.MaxBytes {
-		password.CheckDummy(pw)
+		_, _ = s.checkPassword(pw, "")
 		return Result{}, ErrInvalidCredentials
 	}
 	if err := s.lim.Allow(ctx, s.signinChecks(email, c)...); err != nil {
@@ -163,15 +163,13 @@ func (s *Service) SignIn(ctx context.Context, app, email, pw string, c Client) (
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Result{}, err
 	}
-	if err != nil || u.PasswordHash == "" {
-		password.CheckDummy(pw)
-		return Result{}, ErrInvalidCredentials
-	}
-	ok, err := password.Check(pw, u.PasswordHash)
+	// An unknown email, or a user without a password, is checked against
+	// the dummy hash: the same work as a wrong password.
+	ok, err := s.checkPassword(pw, u.PasswordHash)
 	if err != nil {
 		return Result{}, err
 	}
-	if !ok || u.BlockedAt != nil {
+	if !ok || u.ID == "" || u.BlockedAt != nil {
 		return Result{}, ErrInvalidCredentials
 	}
 	if !u.EmailVerified {

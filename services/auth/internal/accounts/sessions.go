@@ -26,7 +26,16 @@ func (s *Service) Refresh(ctx context.Context, app, refresh string, c Client) (R
 		return Result{}, ErrInvalidCredentials
 	}
 	next := newSecretToken("rt_")
-	se, err := s.st.RotateRefresh(ctx, app, tokenHash(refresh), tokenHash(next), s.now().Add(p.RefreshTTL).Truncate(time.Second), c.IP)
+	var res Result
+	_, err = s.st.RotateRefresh(ctx, app, tokenHash(refresh), tokenHash(next), s.now().Add(p.RefreshTTL).Truncate(time.Second), c.IP,
+		func(se store.Session) error {
+			u, err := s.st.UserByID(ctx, app, se.UserID)
+			if err != nil {
+				return err
+			}
+			res, err = s.result(ctx, p, u, se, next)
+			return err
+		})
 	switch {
 	case errors.Is(err, store.ErrRefreshReused):
 		s.log.Warn("refresh token reused: session revoked", "app", app, "ip", c.IP)
@@ -36,11 +45,7 @@ func (s *Service) Refresh(ctx context.Context, app, refresh string, c Client) (R
 	case err != nil:
 		return Result{}, err
 	}
-	u, err := s.st.UserByID(ctx, app, se.UserID)
-	if err != nil {
-		return Result{}, err
-	}
-	return s.result(ctx, p, u, se, next)
+	return res, nil
 }
 
 // Authenticate checks a bearer access token of app: signed by this

@@ -555,4 +555,14 @@ func TestUserPolicyValidation(t *testing.T) {
 	s := us.signUp(t, "kill@example.com", "password-1")
 	want(t, "revoke key", us.do(t, "POST", "/admin/v1/apps/shop/keys/"+us.key.ID+"/revoke", adminToken, nil), 200, "")
 	want(t, "refresh after the key's revocation", us.do(t, "POST", up+"/refresh", "", authapi.RefreshRequest{RefreshToken: s.RefreshToken}), 403, "forbidden")
+	// A refresh that failed rotated nothing: with a working key again, the
+	// same refresh token still works (it is not taken for reuse).
+	r = us.do(t, "POST", "/admin/v1/apps/shop/keys", adminToken, authapi.CreateKey{Caps: us.key.Caps})
+	var k2 authapi.Key
+	if r.status != 201 || json.Unmarshal(r.raw, &k2) != nil {
+		t.Fatalf("new key: %d %s", r.status, r.raw)
+	}
+	want(t, "policy with the new key", us.do(t, "PUT", "/admin/v1/apps/shop/user-policy", adminToken,
+		authapi.UserPolicy{Key: k2.ID, Signup: true, Caps: token.Capabilities{"chat.*": {token.OpJoin}}}), 200, "")
+	session(t, us.do(t, "POST", up+"/refresh", "", authapi.RefreshRequest{RefreshToken: s.RefreshToken}))
 }

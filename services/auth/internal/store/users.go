@@ -397,8 +397,11 @@ func (s *Store) CreateSession(ctx context.Context, se Session, refreshHash []byt
 // RotateRefresh replaces the refresh token oldHash of one of app's
 // sessions with newHash. The old token is retired: presenting it again
 // revokes the session and fails with ErrRefreshReused. An unknown,
-// expired or revoked token, or a blocked user's, is ErrNotFound.
-func (s *Store) RotateRefresh(ctx context.Context, app string, oldHash, newHash []byte, expires time.Time, ip string) (Session, error) {
+// expired or revoked token, or a blocked user's, is ErrNotFound. issue
+// runs before the rotation commits (it mints the new access token): if
+// it fails, nothing changes and the old refresh token still works, so a
+// failed refresh never turns the client's retry into "reuse".
+func (s *Store) RotateRefresh(ctx context.Context, app string, oldHash, newHash []byte, expires time.Time, ip string, issue func(Session) error) (Session, error) {
 	var (
 		se    Session
 		reuse bool
@@ -409,7 +412,7 @@ func (s *Store) RotateRefresh(ctx context.Context, app string, oldHash, newHash 
 			SELECT s.id, s.app_id, s.user_id, s.user_agent, s.ip, s.created_at,
 				s.revoked_at IS NULL AND s.refresh_expires_at > clock_timestamp() AND u.blocked_at IS NULL
 			FROM user_sessions s JOIN users u ON u.id = s.user_id
-			WHERE s.refresh_hash = $1 AND s.app_id = $2 FOR UPDATE OF s`, oldHash, app).
+			WHERE s.refresh_hash = $1 AND s.app_id = $2 FOR NO KEY UPDATE OF s`, oldHash, app).
 			Scan(&se.ID, &se.App, &se.UserID, &se.UserAgent, &se.IP, &se.CreatedAt, &live)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Retired? Then the family is compromised: revoke it.
@@ -435,9 +438,16 @@ func (s *Store) RotateRefresh(ctx context.Context, app string, oldHash, newHash 
 		if _, err := tx.Exec(ctx, `INSERT INTO user_refresh_retired (refresh_hash, session_id) VALUES ($1, $2)`, oldHash, se.ID); err != nil {
 			return err
 		}
-		se.RefreshExpiresAt = expires
+		se.RefreshExpiresAt, se.IP = expires, ip
+		// Issue before the UPDATE: it inserts rows referencing the session
+		// from another connection, which the row lock taken so far (FOR NO
+		// KEY UPDATE) allows and the UPDATE's (it changes a unique
+		// column: FOR UPDATE) would not.
+		if err := issue(se); err != nil {
+			return err
+		}
 		return tx.QueryRow(ctx, `UPDATE user_sessions SET refresh_hash = $2, refresh_expires_at = $3, last_used_at = now(), ip = $4
-			WHERE id = $1 RETURNING last_used_at, ip`, se.ID, newHash, expires, ip).Scan(&se.LastUsedAt, &se.IP)
+			WHERE id = $1 RETURNING last_used_at`, se.ID, newHash, expires, ip).Scan(&se.LastUsedAt)
 	})
 	switch {
 	case reuse && err == nil:
