@@ -304,23 +304,32 @@ func jti(tok string) (string, error) {
 	return c.ID, nil
 }
 
-// mint issues an access token for user in session.
-func (s *Service) mint(ctx context.Context, p store.UserPolicy, u store.User, sessionID string) (string, time.Time, error) {
+// usableKey returns the policy's key if it can issue u's tokens.
+func (s *Service) usableKey(ctx context.Context, p store.UserPolicy, u store.User) (authapi.Key, token.Capabilities, error) {
 	key, err := s.st.GetKey(ctx, p.App, p.KeyID)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", time.Time{}, ErrKeyUnavailable
+		return authapi.Key{}, nil, ErrKeyUnavailable
 	}
+	if err != nil {
+		return authapi.Key{}, nil, err
+	}
+	if key.RevokedAt != nil || (key.ExpiresAt != nil && !key.ExpiresAt.After(s.now())) {
+		return authapi.Key{}, nil, ErrKeyUnavailable
+	}
+	caps := UserCaps(p.Caps, u.ID)
+	if !caps.Within(key.Caps) {
+		return authapi.Key{}, nil, ErrKeyUnavailable
+	}
+	return key, caps, nil
+}
+
+// mint issues an access token for user in session.
+func (s *Service) mint(ctx context.Context, p store.UserPolicy, u store.User, sessionID string) (string, time.Time, error) {
+	key, caps, err := s.usableKey(ctx, p, u)
 	if err != nil {
 		return "", time.Time{}, err
 	}
 	now := s.now()
-	if key.RevokedAt != nil || (key.ExpiresAt != nil && !key.ExpiresAt.After(now)) {
-		return "", time.Time{}, ErrKeyUnavailable
-	}
-	caps := UserCaps(p.Caps, u.ID)
-	if !caps.Within(key.Caps) {
-		return "", time.Time{}, ErrKeyUnavailable
-	}
 	sk, err := s.st.ActiveSigningKey(ctx)
 	if err != nil {
 		return "", time.Time{}, err
@@ -342,6 +351,11 @@ func (s *Service) mint(ctx context.Context, p store.UserPolicy, u store.User, se
 
 // newSession starts a session for u and mints its first tokens.
 func (s *Service) newSession(ctx context.Context, p store.UserPolicy, u store.User, c Client) (Result, error) {
+	// No session without a key to issue its tokens: it would be a row
+	// nobody holds a token of.
+	if _, _, err := s.usableKey(ctx, p, u); err != nil {
+		return Result{}, err
+	}
 	refresh := newSecretToken("rt_")
 	se, err := s.st.CreateSession(ctx, store.Session{
 		ID: newID("s"), App: p.App, UserID: u.ID, RefreshExpiresAt: s.now().Add(p.RefreshTTL).Truncate(time.Second),
