@@ -42,6 +42,7 @@ var commands = []command{
 	{name: "pub", summary: "publish one message to a room", run: runPub},
 	{name: "apps", summary: "create or list apps on the auth service", run: runApps},
 	{name: "keys", summary: "create, list, rotate or revoke API keys on the auth service", run: runKeys},
+	{name: "users", summary: "set an app's end-user policy; list, show, block or unblock its users", run: runUsers},
 	{name: "webhooks", summary: "create, list, delete webhook endpoints or replay their dead deliveries", run: runWebhooks},
 	{name: "stats", summary: "print an app's or a room's usage from the metrics service", run: runStats},
 	{name: "bench", summary: "load-test gateways: connections, fan-out, latency, CPU per delivery", run: runBench},
