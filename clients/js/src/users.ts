@@ -193,9 +193,12 @@ export class UsersClient {
     await this.request("POST", "/signup", { email, password });
   }
 
-  /** Checks the mailed verification code: verified and signed in (also completes `upgrade`). */
-  async verify(email: string, code: string): Promise<UserSession> {
-    return this.sessionOnly("/verify", { email, code });
+  /**
+   * Checks the mailed verification code: verified and signed in (or an MFA
+   * challenge when the app requires a second factor). Also completes `upgrade`.
+   */
+  async verify(email: string, code: string): Promise<SignInResult> {
+    return this.signInAt("/verify", { email, code });
   }
 
   /** Mails a new verification code. */
@@ -249,9 +252,13 @@ export class UsersClient {
     await this.request("POST", "/password/reset", { email });
   }
 
-  /** Sets a new password with the mailed code and signs in; every other session is revoked. */
-  async confirmPasswordReset(email: string, code: string, password: string): Promise<UserSession> {
-    return this.sessionOnly("/password/reset/confirm", { email, code, password });
+  /**
+   * Sets a new password with the mailed code and signs in (or an MFA
+   * challenge: a reset does not bypass the second factor); every other
+   * session is revoked.
+   */
+  async confirmPasswordReset(email: string, code: string, password: string): Promise<SignInResult> {
+    return this.signInAt("/password/reset/confirm", { email, code, password });
   }
 
   /** Signs in a new anonymous user (if the app's policy allows; signup_disabled otherwise). */

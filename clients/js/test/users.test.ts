@@ -223,7 +223,7 @@ describe("UsersClient", () => {
     const users = new UsersClient({ authUrl: fake.url + "/", app: "shop" });
     await users.signUp("ada@example.com", "correct horse");
     expect(fake.last("/signup")).toMatchObject({ method: "POST", body: { email: "ada@example.com", password: "correct horse" } });
-    const s = await users.verify("ada@example.com", "123456");
+    const s = (await users.verify("ada@example.com", "123456")).session!;
     expect(fake.last("/verify").body).toEqual({ email: "ada@example.com", code: "123456" });
     expect(s.user.id).toBe(USER_ID);
     expect(s.id).toMatch(/^s/);

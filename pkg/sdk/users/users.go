@@ -6,7 +6,7 @@
 //
 //	uc, _ := users.New(users.Config{AuthURL: "https://auth.example.com", App: "shop"})
 //	_ = uc.SignUp(ctx, "ada@example.com", "correct horse battery")
-//	s, _ := uc.Verify(ctx, "ada@example.com", "123456") // the code from the mail
+//	s, _, _ := uc.Verify(ctx, "ada@example.com", "123456") // the code from the mail
 //	rt, _ := client.Dial(ctx, client.Config{URL: "wss://rt.example.com/v1/connect", TokenProvider: s.TokenProvider()})
 //	// the gateway's client id is s.User().ID; s refreshes its access token before it expires
 //	_ = s.SignOut(ctx)
@@ -129,10 +129,11 @@ func (c *Client) SignUp(ctx context.Context, email, password string) error {
 }
 
 // Verify checks the emailed verification code: the email is verified and
-// the user signed in. After Session.Upgrade it turns the anonymous user
-// into a normal one (same user id).
-func (c *Client) Verify(ctx context.Context, email, code string) (*Session, error) {
-	return c.sessionOnly(ctx, "/verify", authapi.CodeRequest{Email: email, Code: code})
+// the user signed in (or challenged, when the app requires a second
+// factor). After Session.Upgrade it turns the anonymous user into a normal
+// one (same user id).
+func (c *Client) Verify(ctx context.Context, email, code string) (*Session, *MFAChallenge, error) {
+	return c.signIn(ctx, "/verify", authapi.CodeRequest{Email: email, Code: code})
 }
 
 // ResendVerification mails a new verification code (replacing the last).
@@ -202,9 +203,10 @@ func (c *Client) ResetPassword(ctx context.Context, email string) error {
 }
 
 // ConfirmPasswordReset sets a new password with the mailed code and signs
-// in; every other session of the user is revoked.
-func (c *Client) ConfirmPasswordReset(ctx context.Context, email, code, newPassword string) (*Session, error) {
-	return c.sessionOnly(ctx, "/password/reset/confirm", authapi.ResetConfirm{Email: email, Code: code, Password: newPassword})
+// in (or challenges, when the user has a second factor: a reset does not
+// bypass it); every other session of the user is revoked.
+func (c *Client) ConfirmPasswordReset(ctx context.Context, email, code, newPassword string) (*Session, *MFAChallenge, error) {
+	return c.signIn(ctx, "/password/reset/confirm", authapi.ResetConfirm{Email: email, Code: code, Password: newPassword})
 }
 
 // Anonymous signs in a new anonymous user (if the app's policy allows:

@@ -40,9 +40,9 @@ func TestRequestsAndAnswers(t *testing.T) {
 	if r := f.last("/signup"); r.Method != "POST" || r.Body["email"] != "ada@example.com" || r.Body["password"] != "correct horse" || r.UserAgent != "sdk-test" {
 		t.Fatalf("signup request %+v", r)
 	}
-	s, err := c.Verify(ctx, "ada@example.com", "123456")
-	if err != nil {
-		t.Fatal(err)
+	s, ch, err := c.Verify(ctx, "ada@example.com", "123456")
+	if err != nil || ch != nil {
+		t.Fatal(ch, err)
 	}
 	if r := f.last("/verify"); r.Body["code"] != "123456" {
 		t.Fatalf("verify request %+v", r)
@@ -67,7 +67,7 @@ func TestRequestsAndAnswers(t *testing.T) {
 			t.Fatalf("%s request %+v", name, r)
 		}
 	}
-	if _, err := c.ConfirmPasswordReset(ctx, "ada@example.com", "654321", "new password"); err != nil {
+	if _, _, err := c.ConfirmPasswordReset(ctx, "ada@example.com", "654321", "new password"); err != nil {
 		t.Fatal(err)
 	}
 	if r := f.last("/password/reset/confirm"); r.Body["code"] != "654321" || r.Body["password"] != "new password" {
