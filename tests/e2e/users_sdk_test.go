@@ -2,9 +2,16 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base32"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -101,7 +108,7 @@ func TestUsersSDKEndToEnd(t *testing.T) {
 		t.Fatalf("sign-in before verification = %v, want email_not_verified", err)
 	}
 	code := nextMailCode(t, e.auth, email, "verify", 1)
-	verified, err := uc.Verify(ctx, email, code)
+	verified, _, err := uc.Verify(ctx, email, code)
 	if err != nil {
 		t.Fatalf("verify with the mailed code: %v", err)
 	}
@@ -259,5 +266,134 @@ func TestUsersSDKRefreshReuse(t *testing.T) {
 	}
 	if _, err := s.TokenProvider()(ctx); !errors.Is(err, client.ErrNoToken) {
 		t.Fatalf("token provider of the revoked session = %v", err)
+	}
+}
+
+// totpCode is the RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32
+// secret at step (Unix time / 30).
+func totpCode(t *testing.T, secret string, step int64) string {
+	t.Helper()
+	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(strings.TrimRight(secret, "=")))
+	if err != nil {
+		t.Fatalf("TOTP secret: %v", err)
+	}
+	var msg [8]byte
+	binary.BigEndian.PutUint64(msg[:], uint64(step))
+	mac := hmac.New(sha1.New, key)
+	mac.Write(msg[:])
+	sum := mac.Sum(nil)
+	off := sum[len(sum)-1] & 0x0f
+	v := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
+	return fmt.Sprintf("%06d", v%1_000_000)
+}
+
+// signedUp signs a new user up and in with the SDK (code from the log).
+func signedUp(ctx context.Context, t *testing.T, e *usersEnv, uc *users.Client, email, password string) *users.Session {
+	t.Helper()
+	if err := uc.SignUp(ctx, email, password); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := uc.Verify(ctx, email, nextMailCode(t, e.auth, email, "verify", 0))
+	if err != nil || s == nil {
+		t.Fatalf("Verify = %v, %v", s, err)
+	}
+	return s
+}
+
+// TestUsersSDKTOTP: TOTP through the Go SDK against the real service —
+// enroll and confirm (ten recovery codes), then sign-in asks for the
+// second factor: a wrong code is mfa_invalid, a current code or a recovery
+// code (once) signs in. Codes use the steps ahead of the one confirmed,
+// which the service accepts within its one-step skew, so the test never
+// waits for the clock.
+func TestUsersSDKTOTP(t *testing.T) {
+	t.Parallel()
+	e := newUsersEnv(t)
+	e.setup(t, authapi.UserPolicy{Signup: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	uc, err := users.New(users.Config{AuthURL: e.auth.HTTPURL(), App: e.app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const email, password = "totp@example.com", "correct horse battery staple"
+	s := signedUp(ctx, t, e, uc, email, password)
+
+	enr, err := s.EnrollTOTP(ctx)
+	if err != nil || enr.Secret == "" || !strings.HasPrefix(enr.OTPAuthURI, "otpauth://totp/") || !bytes.HasPrefix(enr.QRPNG, []byte("\x89PNG")) {
+		t.Fatalf("EnrollTOTP = %+v, %v", enr, err)
+	}
+	step := time.Now().Unix() / 30
+	recovery, err := s.ConfirmTOTP(ctx, totpCode(t, enr.Secret, step))
+	if err != nil || len(recovery) != 10 {
+		t.Fatalf("ConfirmTOTP = %v, %v", recovery, err)
+	}
+	if me, err := s.Me(ctx); err != nil || !slices.Contains(me.MFA, users.MethodTOTP) {
+		t.Fatalf("Me after enrollment = %+v, %v", me, err)
+	}
+
+	s2, ch, err := uc.SignIn(ctx, email, password)
+	if err != nil || s2 != nil || ch == nil || !slices.Contains(ch.Methods, users.MethodTOTP) || ch.NeedsEnrollment() {
+		t.Fatalf("SignIn with TOTP on = %v, %+v, %v; want a challenge", s2, ch, err)
+	}
+	if _, err := uc.ChallengeMFA(ctx, ch, "000000"); !users.HasCode(err, users.CodeMFAInvalid) {
+		t.Fatalf("a wrong TOTP code = %v, want mfa_invalid", err)
+	}
+	if s2, err = uc.ChallengeMFA(ctx, ch, totpCode(t, enr.Secret, step+1)); err != nil || s2.User().ID != s.User().ID {
+		t.Fatalf("ChallengeMFA with a current code = %v, %v", s2, err)
+	}
+
+	_, ch, err = uc.SignIn(ctx, email, password)
+	if err != nil || ch == nil {
+		t.Fatalf("second SignIn = %+v, %v", ch, err)
+	}
+	if s3, err := uc.ChallengeMFARecovery(ctx, ch, strings.ToUpper(recovery[0])); err != nil || s3.User().ID != s.User().ID {
+		t.Fatalf("ChallengeMFARecovery = %v, %v", s3, err)
+	}
+	_, ch, err = uc.SignIn(ctx, email, password)
+	if err != nil || ch == nil {
+		t.Fatalf("third SignIn = %+v, %v", ch, err)
+	}
+	if _, err := uc.ChallengeMFARecovery(ctx, ch, recovery[0]); !users.HasCode(err, users.CodeMFAInvalid) {
+		t.Fatalf("a used recovery code = %v, want mfa_invalid", err)
+	}
+}
+
+// TestUsersSDKMFARequired: with the policy's mfa_required, a user without
+// a second factor enrolls during sign-in with the mfa_token and the
+// confirmation signs them in.
+func TestUsersSDKMFARequired(t *testing.T) {
+	t.Parallel()
+	e := newUsersEnv(t)
+	e.setup(t, authapi.UserPolicy{Signup: true, MFARequired: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	uc, err := users.New(users.Config{AuthURL: e.auth.HTTPURL(), App: e.app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const email, password = "must@example.com", "correct horse battery staple"
+	if err := uc.SignUp(ctx, email, password); err != nil {
+		t.Fatal(err)
+	}
+	s, ch, err := uc.SignIn(ctx, email, password) // mails a new code: not verified yet
+	if !users.HasCode(err, users.CodeEmailNotVerified) {
+		t.Fatalf("SignIn before verification = %v, %+v, %v", s, ch, err)
+	}
+	// Verify signs in too, so it asks for the second factor as well.
+	s, ch, err = uc.Verify(ctx, email, nextMailCode(t, e.auth, email, "verify", 1))
+	if err != nil || s != nil || ch == nil || !ch.NeedsEnrollment() {
+		t.Fatalf("Verify of a user without MFA under mfa_required = %v, %+v, %v; want a challenge that needs enrollment", s, ch, err)
+	}
+	enr, err := uc.EnrollMFA(ctx, ch)
+	if err != nil || enr.Secret == "" {
+		t.Fatalf("EnrollMFA = %+v, %v", enr, err)
+	}
+	s, recovery, err := uc.ConfirmMFAEnrollment(ctx, ch, totpCode(t, enr.Secret, time.Now().Unix()/30))
+	if err != nil || len(recovery) != 10 {
+		t.Fatalf("ConfirmMFAEnrollment = %v, %v, %v", s, recovery, err)
+	}
+	if me, err := s.Me(ctx); err != nil || !slices.Contains(me.MFA, users.MethodTOTP) {
+		t.Fatalf("Me after enrolling at sign-in = %+v, %v", me, err)
 	}
 }
