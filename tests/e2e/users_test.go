@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator"
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/auth/token"
@@ -270,4 +274,92 @@ func TestUserAccountsAbuseEndToEnd(t *testing.T) {
 	if st, raw := e.call(t, "POST", base+"/signin/code/verify", "", authapi.CodeRequest{Email: "known@example.com", Code: "123456"}); st != 429 || !strings.Contains(string(raw), "rate_limited") {
 		t.Fatalf("code check over the limit: %d %s", st, raw)
 	}
+}
+
+// TestUsersOpenAPI checks the end-user endpoints' answers, errors
+// included, against docs/auth-openapi.yaml.
+func TestUsersOpenAPI(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../docs/auth-openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := libopenapi.NewDocument(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, errs := validator.NewValidator(doc)
+	if len(errs) > 0 {
+		t.Fatal(errs[0])
+	}
+	e := newUsersEnv(t, "AUTH_USER_LIMIT_SIGNIN_ACCOUNT=3/1h")
+	e.setup(t, authapi.UserPolicy{Signup: true, Anonymous: true})
+	base := authapi.UsersPath(e.app)
+	exchange := func(method, path, bearer string, body any) []byte {
+		t.Helper()
+		var b []byte
+		if body != nil {
+			b, _ = json.Marshal(body)
+		}
+		req, _ := http.NewRequest(method, e.auth.HTTPURL()+path, bytes.NewReader(b))
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		respBody, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		check, _ := http.NewRequest(method, e.auth.HTTPURL()+path, bytes.NewReader(b))
+		check.Header = req.Header.Clone()
+		resp.Body = io.NopCloser(bytes.NewReader(respBody))
+		resp.Request = check
+		if ok, verrs := v.ValidateHttpResponse(check, resp); !ok {
+			for _, ve := range verrs {
+				t.Errorf("%s %s → %d does not match docs/auth-openapi.yaml: %s (%s)", method, path, resp.StatusCode, ve.Message, ve.Reason)
+			}
+		}
+		return respBody
+	}
+	const email = "spec@example.com"
+	exchange("GET", "/admin/v1/apps/"+e.app+"/user-policy", e.adminToken, nil)
+	exchange("PUT", "/admin/v1/apps/"+e.app+"/user-policy", e.adminToken, authapi.UserPolicy{Key: "knope", Caps: token.Capabilities{"x": {token.OpJoin}}})
+	exchange("POST", base+"/signup", "", authapi.Credentials{Email: email, Password: "password-1"})
+	exchange("POST", base+"/signup", "", authapi.Credentials{Email: email, Password: "short"})
+	exchange("POST", base+"/verify", "", authapi.CodeRequest{Email: email, Code: "000000"})
+	var s authapi.SignInResult
+	_ = json.Unmarshal(exchange("POST", base+"/verify", "", authapi.CodeRequest{Email: email, Code: e.mailedCode(t, email, "verify")}), &s)
+	exchange("POST", base+"/verify/resend", "", authapi.EmailRequest{Email: email})
+	exchange("POST", base+"/signin/code", "", authapi.EmailRequest{Email: email})
+	exchange("POST", base+"/signin/code/verify", "", authapi.CodeRequest{Email: email, Code: "000000"})
+	exchange("POST", base+"/password/reset", "", authapi.EmailRequest{Email: email})
+	exchange("POST", base+"/password/reset/confirm", "", authapi.ResetConfirm{Email: email, Code: "000000", Password: "password-2"})
+	exchange("GET", base+"/me", s.AccessToken, nil)
+	exchange("GET", base+"/me", "", nil)
+	exchange("GET", base+"/sessions", s.AccessToken, nil)
+	exchange("POST", base+"/mfa/totp/enroll", s.AccessToken, nil)
+	exchange("POST", base+"/mfa/totp/confirm", s.AccessToken, authapi.TOTPCode{Code: "000000"})
+	exchange("POST", base+"/mfa/totp/disable", s.AccessToken, authapi.TOTPCode{Code: "000000"})
+	exchange("POST", base+"/mfa/challenge", "", authapi.MFAChallenge{MFAToken: "mt_nope", Code: "000000"})
+	var n authapi.SignInResult
+	_ = json.Unmarshal(exchange("POST", base+"/refresh", "", authapi.RefreshRequest{RefreshToken: s.RefreshToken}), &n)
+	exchange("POST", base+"/refresh", "", authapi.RefreshRequest{RefreshToken: s.RefreshToken}) // reuse
+	var a authapi.SignInResult
+	_ = json.Unmarshal(exchange("POST", base+"/anonymous", "", nil), &a)
+	exchange("POST", base+"/upgrade", a.AccessToken, authapi.Credentials{Email: "anon-spec@example.com", Password: "password-1"})
+	exchange("DELETE", base+"/sessions/snope", a.AccessToken, nil)
+	exchange("POST", base+"/signout", a.AccessToken, nil)
+	exchange("GET", "/admin/v1/apps/"+e.app+"/users?limit=1", e.adminToken, nil)
+	exchange("GET", "/admin/v1/apps/"+e.app+"/users/"+s.User.ID, e.adminToken, nil)
+	exchange("POST", "/admin/v1/apps/"+e.app+"/users/"+s.User.ID+"/block", e.adminToken, nil)
+	exchange("POST", "/admin/v1/apps/"+e.app+"/users/"+s.User.ID+"/unblock", e.adminToken, nil)
+	exchange("GET", "/admin/v1/apps/"+e.app+"/users/unope", e.adminToken, nil)
+	for range 4 { // the last one over the limit: 429 with Retry-After
+		exchange("POST", base+"/signin", "", authapi.Credentials{Email: email, Password: "wrong-password"})
+	}
+	exchange("POST", "/v1/apps/nope/auth/signin", "", authapi.Credentials{Email: email, Password: "password-1"})
 }
