@@ -187,7 +187,9 @@ func (s *Session) AccessToken(ctx context.Context) (string, error) {
 // the user connects as itself (client id = user id) and the client gets a
 // fresh token for every reconnect and before expiry (in band). Once the
 // session has ended, the provider's error wraps client.ErrNoToken as well
-// as ErrSessionEnded, which ends the realtime client instead of retrying.
+// as ErrSessionEnded, which ends the realtime client instead of retrying:
+// its connection lives until its current access token expires (the
+// gateway closes it then), so Close the client to end it at once.
 func (s *Session) TokenProvider() func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		tok, err := s.AccessToken(ctx)
