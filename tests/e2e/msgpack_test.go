@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/sdk/client"
+	"github.com/roomcast/roomcast/pkg/testenv"
 	"github.com/roomcast/roomcast/tests/harness"
 )
 
@@ -416,4 +420,90 @@ func TestMsgpackBadInput(t *testing.T) {
 	if logs := gw.Logs(); strings.Contains(logs, "panic") {
 		t.Fatalf("gateway logged a panic:\n%s", logs)
 	}
+}
+
+// TestBinaryPayloadsInHistory reads binary payloads back from history on
+// both subprotocols and over REST, once they have left the room's recovery
+// stream and live only in the archive (which keeps no binary mark: a
+// payload that is not UTF-8 JSON text comes back binary).
+func TestBinaryPayloadsInHistory(t *testing.T) {
+	t.Parallel()
+	env := harness.NewEnv(t)
+	h := env.History(t, "hist-mp")
+	gw := historyGateway(t, env, "gw-hist-mp", h) // recovery stream: the last 50 messages
+	caps := token.Capabilities{"h.*": {token.OpJoin, token.OpPublish, token.OpHistory}}
+	const room, jsonCount = "h.bytes", 60
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	c, err := client.Dial(ctx, client.Config{URL: gw.WSURL(), Token: env.Token(t, "pub", caps, time.Hour), Codec: protocol.Msgpack})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Publish(ctx, room, binaryPayload, client.Binary()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range jsonCount {
+		if _, err := c.Publish(ctx, room, []byte(`{"i":`+strconv.Itoa(i)+`}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 30*time.Second, "archived", func() bool {
+		return archived(t, env, "room = $1", room) == jsonCount+1
+	})
+
+	check := func(t *testing.T, msgs []protocol.Message) {
+		t.Helper()
+		if len(msgs) != jsonCount+1 {
+			t.Fatalf("%d messages, want %d", len(msgs), jsonCount+1)
+		}
+		if m := msgs[0]; m.Offset != 1 || !m.Binary || !bytes.Equal(m.Data, binaryPayload) {
+			t.Fatalf("first message %+v, want the binary payload", m)
+		}
+		if m := msgs[jsonCount]; m.Binary || string(m.Data) != `{"i":59}` {
+			t.Fatalf("last message %+v", m)
+		}
+	}
+	for _, codec := range []protocol.Codec{protocol.Msgpack, protocol.JSON} {
+		t.Run(codec.Subprotocol(), func(t *testing.T) {
+			r := connectCodec(t, gw.WSURL(), env.Token(t, "reader", caps, time.Hour), codec)
+			send(t, r, codec, protocol.Command{ID: 1, Op: protocol.OpHistory, Room: room, Limit: 100, History: &protocol.HistoryQuery{}})
+			f := r.ReadServer()
+			if f.Reply == nil || f.Reply.Error != nil {
+				t.Fatalf("history reply %+v", f.Reply)
+			}
+			check(t, f.Reply.Messages)
+		})
+	}
+	t.Run("REST", func(t *testing.T) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, gw.HTTPURL()+"/v1/rooms/"+room+"/messages?limit=100", nil)
+		req.Header.Set("Authorization", "Bearer "+env.Key.String())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var page struct {
+			Messages []struct {
+				Offset   uint64          `json:"offset"`
+				Data     json.RawMessage `json:"data"`
+				Encoding string          `json:"encoding"`
+			} `json:"messages"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %v", resp.StatusCode, err)
+		}
+		if len(page.Messages) != jsonCount+1 {
+			t.Fatalf("%d messages", len(page.Messages))
+		}
+		first := page.Messages[0]
+		want := `"` + base64.StdEncoding.EncodeToString(binaryPayload) + `"`
+		if first.Encoding != protocol.EncodingBase64 || string(first.Data) != want {
+			t.Fatalf("first message: data %s, encoding %q; want %s, base64", first.Data, first.Encoding, want)
+		}
+		if last := page.Messages[jsonCount]; last.Encoding != "" || string(last.Data) != `{"i":59}` {
+			t.Fatalf("last message: %s %q", last.Data, last.Encoding)
+		}
+	})
 }

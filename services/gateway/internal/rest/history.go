@@ -2,11 +2,13 @@ package rest
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/history"
@@ -34,12 +36,15 @@ func (a *API) mountHistory(mux *http.ServeMux) {
 
 // HistoryMessage is one message of a history page.
 type HistoryMessage struct {
-	Offset    uint64          `json:"offset"`
-	Epoch     string          `json:"epoch"`
-	Event     string          `json:"event,omitempty"`
-	Data      json.RawMessage `json:"data,omitempty"`
-	From      string          `json:"from,omitempty"`
-	Timestamp int64           `json:"ts"`
+	Offset uint64          `json:"offset"`
+	Epoch  string          `json:"epoch"`
+	Event  string          `json:"event,omitempty"`
+	Data   json.RawMessage `json:"data,omitempty"`
+	// Encoding is protocol.EncodingBase64 when Data is a base64 string of
+	// a binary payload.
+	Encoding  string `json:"encoding,omitempty"`
+	From      string `json:"from,omitempty"`
+	Timestamp int64  `json:"ts"`
 }
 
 // HistoryPage is one page of a room's history.
@@ -84,7 +89,14 @@ func (a *API) historyGet(w http.ResponseWriter, r *http.Request) {
 	out := HistoryPage{Room: room, Messages: make([]HistoryMessage, len(page.Messages)), Cursor: page.Cursor}
 	for i, m := range page.Messages {
 		out.Messages[i] = HistoryMessage{Offset: m.Offset, Epoch: m.Epoch, Event: m.Event, From: m.From, Timestamp: m.Timestamp}
-		if json.Valid(m.Data) {
+		switch {
+		case len(m.Data) == 0:
+		case m.Binary || !utf8.Valid(m.Data) || !json.Valid(m.Data):
+			// As on the JSON subprotocol: binary payloads (and archived
+			// ones, which lost their mark but are not JSON) in base64.
+			b, _ := json.Marshal(base64.StdEncoding.EncodeToString(m.Data))
+			out.Messages[i].Data, out.Messages[i].Encoding = b, protocol.EncodingBase64
+		default:
 			out.Messages[i].Data = m.Data
 		}
 	}
