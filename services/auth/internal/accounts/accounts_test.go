@@ -122,3 +122,98 @@ func TestUnknownEmailCostsAPasswordHash(t *testing.T) {
 		}
 	}
 }
+
+func TestOAuthLinking(t *testing.T) {
+	s, c := newService(t)
+	ctx := context.Background()
+	cl := Client{IP: "1.2.3.4"}
+	// A verified user, and one whose email nobody proved (a squatter's).
+	if err := s.SignUp(ctx, "a", "ada@example.com", "password-1", cl); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := c.Last("ada@example.com", mail.KindVerify)
+	ada, err := s.Verify(ctx, "a", "ada@example.com", m.Code, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SignUp(ctx, "a", "bob@example.com", "squatter-pw", cl); err != nil {
+		t.Fatal(err)
+	}
+
+	// Same verified email: linked to the existing user.
+	r, err := s.OAuthSignIn(ctx, "a", Identity{Provider: "corp", Subject: "1", Email: "ADA@example.com", EmailVerified: true}, cl)
+	if err != nil || r.User.ID != ada.User.ID {
+		t.Fatalf("link by verified email: %+v %v", r.User, err)
+	}
+	// Later sign-ins find the identity, whatever email it now claims.
+	r, err = s.OAuthSignIn(ctx, "a", Identity{Provider: "corp", Subject: "1", Email: "other@example.com", EmailVerified: true}, cl)
+	if err != nil || r.User.ID != ada.User.ID {
+		t.Fatalf("linked identity: %+v %v", r.User, err)
+	}
+	// An unverified email from the provider is not used to link: a new user.
+	r, err = s.OAuthSignIn(ctx, "a", Identity{Provider: "corp", Subject: "2", Email: "ada@example.com"}, cl)
+	if err != nil || r.User.ID == ada.User.ID || r.User.Email != "" {
+		t.Fatalf("unverified provider email: %+v %v", r.User, err)
+	}
+	// The squatted account is taken over by the provider's verified owner;
+	// the squatter's password stops working.
+	r, err = s.OAuthSignIn(ctx, "a", Identity{Provider: "corp", Subject: "3", Email: "bob@example.com", EmailVerified: true}, cl)
+	if err != nil || !r.User.EmailVerified || r.User.Email != "bob@example.com" {
+		t.Fatalf("claim unverified account: %+v %v", r.User, err)
+	}
+	if _, err := s.SignIn(ctx, "a", "bob@example.com", "squatter-pw", cl); err != ErrInvalidCredentials {
+		t.Fatalf("squatter's password after the takeover: %v", err)
+	}
+	// Blocked users stay out.
+	if _, err := s.SetBlocked(ctx, "a", ada.User.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OAuthSignIn(ctx, "a", Identity{Provider: "corp", Subject: "1"}, cl); err != ErrInvalidCredentials {
+		t.Fatalf("blocked user: %v", err)
+	}
+}
+
+// A second sign-up of an address nobody verified yet replaces the
+// password: whoever proves the mailbox decides it.
+func TestSignUpAgainBeforeVerification(t *testing.T) {
+	s, c := newService(t)
+	ctx := context.Background()
+	cl := Client{IP: "1.2.3.4"}
+	if err := s.SignUp(ctx, "a", "eve@example.com", "attacker-pw", cl); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SignUp(ctx, "a", "eve@example.com", "owner-pw-1", cl); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := c.Last("eve@example.com", mail.KindVerify)
+	if _, err := s.Verify(ctx, "a", "eve@example.com", m.Code, cl); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SignIn(ctx, "a", "eve@example.com", "attacker-pw", cl); err != ErrInvalidCredentials {
+		t.Fatalf("first sign-up's password: %v", err)
+	}
+	if _, err := s.SignIn(ctx, "a", "eve@example.com", "owner-pw-1", cl); err != nil {
+		t.Fatalf("the verified owner's password: %v", err)
+	}
+	// Once verified, a sign-up changes nothing and mails the owner.
+	if err := s.SignUp(ctx, "a", "eve@example.com", "attacker-pw", cl); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Last("eve@example.com", mail.KindExisting); !ok {
+		t.Fatal("no 'you already have an account' mail")
+	}
+	if _, err := s.SignIn(ctx, "a", "eve@example.com", "owner-pw-1", cl); err != nil {
+		t.Fatalf("password after a later sign-up: %v", err)
+	}
+}
+
+func TestMailLink(t *testing.T) {
+	s := &Service{cfg: Config{MailLink: "https://app.example.com/auth?app={app}&step={purpose}&email={email}&code={code}"}}
+	got := s.link("shop", "verify", "a+b@example.com", "012345")
+	if got != "https://app.example.com/auth?app=shop&step=verify&email=a%2Bb%40example.com&code=012345" {
+		t.Fatalf("link: %s", got)
+	}
+	if (&Service{}).link("a", "b", "c", "d") != "" {
+		t.Fatal("a link without AUTH_MAIL_LINK")
+	}
+}
