@@ -23,7 +23,9 @@ const (
 	CodeCapabilityExceeded protocol.Code = "capability_exceeded"
 )
 
-// Codes lists every code the auth service answers with.
+// Codes lists every code of the apps, keys and tokens API (docs/auth-api.md).
+// The end-user endpoints also answer with UserCodes (users.go) and
+// CodeOAuthFailed (oauth.go), listed in docs/users-api.md.
 var Codes = []protocol.Code{
 	protocol.CodeBadRequest, protocol.CodeUnauthorized, protocol.CodeForbidden, protocol.CodeNotFound,
 	CodeConflict, CodeCapabilityExceeded, protocol.CodeUnavailable, protocol.CodeInternal,
