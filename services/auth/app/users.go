@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -56,7 +57,9 @@ func users(cfg *config.Config, st *store.Store, rdb *redis.Client, sealer *seal.
 		MailLink: cfg.MailLink, Limits: limits, Prefix: cfg.RedisPrefix,
 	}, log.With("component", "accounts"))
 	tracker := online.New(rdb, cfg.RedisPrefix, accounts.IsUserID)
-	part := &usersPart{accounts: acc, online: tracker, proxies: proxies, stop: async.Close}
+	pruneCtx, stopPrune := context.WithCancel(context.Background())
+	go pruneUsers(pruneCtx, st, log)
+	part := &usersPart{accounts: acc, online: tracker, proxies: proxies, stop: func() { stopPrune(); async.Close() }}
 	if !cfg.UserOnline {
 		return part, nil
 	}
@@ -73,13 +76,40 @@ func users(cfg *config.Config, st *store.Store, rdb *redis.Client, sealer *seal.
 	mux.Use(observability.TaskOutcomes(reg, online.Consumer))
 	tracker.Register(mux)
 	if err := srv.Start(mux); err != nil {
-		async.Close()
+		part.stop()
 		return nil, fmt.Errorf("asynq: %w", err)
 	}
 	observability.QueueDepths(reg, rdb, map[string]string{online.Consumer: queue})
+	stopRest := part.stop
 	part.stop = func() {
 		srv.Shutdown()
-		async.Close()
+		stopRest()
 	}
 	return part, nil
+}
+
+// Pruning of end-user rows that no longer matter (store.PruneUsers):
+// sessions are kept a while after they end, for support questions.
+const (
+	pruneEvery       = 10 * time.Minute
+	pruneSessionKeep = 30 * 24 * time.Hour
+)
+
+// pruneUsers runs store.PruneUsers every pruneEvery until ctx ends. Every
+// replica may run it: the deletes are idempotent.
+func pruneUsers(ctx context.Context, st *store.Store, log *slog.Logger) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := st.PruneUsers(ctx, pruneSessionKeep); err != nil {
+			log.Warn("pruning end-user rows failed; will retry", "err", err)
+		} else if n > 0 {
+			log.Info("pruned end-user rows", "rows", n)
+		}
+	}
 }

@@ -659,3 +659,29 @@ func (s *Store) LinkIdentity(ctx context.Context, app, provider, subject, userID
 	}
 	return nil
 }
+
+// PruneUsers deletes what can no longer matter: expired codes and access
+// token records, retired refresh hashes older than their app's
+// refresh_ttl (such a token would have expired anyway, so presenting it
+// is refused without them), and sessions revoked or expired more than
+// keep ago (with their rows). It returns how many rows went.
+func (s *Store) PruneUsers(ctx context.Context, keep time.Duration) (int64, error) {
+	var total int64
+	for _, st := range []struct {
+		q    string
+		args []any
+	}{
+		{q: `DELETE FROM user_codes WHERE expires_at < now()`},
+		{q: `DELETE FROM user_access_tokens WHERE expires_at < now()`},
+		{q: `DELETE FROM user_refresh_retired r USING user_sessions s, user_policies p
+			WHERE s.id = r.session_id AND p.app_id = s.app_id AND r.retired_at < now() - p.refresh_ttl_ms * interval '1 millisecond'`},
+		{q: `DELETE FROM user_sessions WHERE coalesce(revoked_at, refresh_expires_at) < now() - $1::interval`, args: []any{keep.String()}},
+	} {
+		tag, err := s.db.Exec(ctx, st.q, st.args...)
+		if err != nil {
+			return total, fmt.Errorf("store: prune users: %w", err)
+		}
+		total += tag.RowsAffected()
+	}
+	return total, nil
+}
