@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator"
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/auth/token"
@@ -139,4 +144,87 @@ func TestOAuthSignInEndToEnd(t *testing.T) {
 	if done := signIn(); done.Query().Get("error") != "oauth_failed" || done.Query().Get("login_code") != "" {
 		t.Fatalf("nonce mismatch: sent to %s, want error=oauth_failed", done)
 	}
+	op.TamperNonce.Store(false)
+
+	checkOAuthSpec(t, e, app, appRedirect, op)
+}
+
+// checkOAuthSpec checks the OAuth endpoints' answers, errors and
+// redirects included, against docs/auth-openapi.yaml.
+func checkOAuthSpec(t *testing.T, e *authEnv, app, appRedirect string, op *oidctest.OP) {
+	t.Helper()
+	raw, err := os.ReadFile("../../docs/auth-openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := libopenapi.NewDocument(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, errs := validator.NewValidator(doc)
+	if len(errs) > 0 {
+		t.Fatal(errs[0])
+	}
+	b := oidctest.NewBrowser(t)
+	// exchange sends a request (as the browser: cookies kept, redirects
+	// not followed), checks the answer against the spec and returns it.
+	exchange := func(method, path, cred string, body any, status int) *http.Response {
+		t.Helper()
+		var js []byte
+		if body != nil {
+			js, _ = json.Marshal(body)
+		}
+		u := path
+		if !strings.HasPrefix(u, "http") {
+			u = e.auth.HTTPURL() + path
+		}
+		req, _ := http.NewRequest(method, u, bytes.NewReader(js))
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if cred != "" {
+			req.Header.Set("Authorization", "Bearer "+cred)
+		}
+		resp, err := b.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		respBody, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, respBody, status)
+		}
+		check, _ := http.NewRequest(method, u, bytes.NewReader(js))
+		check.Header = req.Header.Clone()
+		resp.Body = io.NopCloser(bytes.NewReader(respBody))
+		resp.Request = check
+		if ok, verrs := v.ValidateHttpResponse(check, resp); !ok {
+			for _, ve := range verrs {
+				t.Errorf("%s %s → %d does not match docs/auth-openapi.yaml: %s (%s)", method, path, resp.StatusCode, ve.Message, ve.Reason)
+			}
+		}
+		return resp
+	}
+	admin := "/admin/v1/apps/" + app + "/oauth-providers"
+	gh := authapi.PutOAuthProvider{Kind: authapi.OAuthKindGitHub, ClientID: "gh", Scopes: []string{"read:user"}}
+	exchange("PUT", admin+"/gh", e.adminToken, gh, http.StatusCreated)
+	exchange("PUT", admin+"/gh", e.adminToken, gh, http.StatusOK)
+	exchange("PUT", admin+"/gh", e.adminToken, authapi.PutOAuthProvider{Kind: "saml", ClientID: "x"}, http.StatusBadRequest)
+	exchange("PUT", "/admin/v1/apps/nope/oauth-providers/gh", e.adminToken, gh, http.StatusNotFound)
+	exchange("PUT", admin+"/gh", "", gh, http.StatusUnauthorized)
+	exchange("GET", admin, e.adminToken, nil, http.StatusOK)
+	exchange("GET", admin+"/corp", e.adminToken, nil, http.StatusOK)
+	exchange("DELETE", admin+"/gh", e.adminToken, nil, http.StatusNoContent)
+	exchange("GET", admin+"/gh", e.adminToken, nil, http.StatusNotFound)
+
+	start := "/v1/apps/" + app + "/auth/oauth/corp/start?redirect_uri="
+	exchange("GET", start+url.QueryEscape("https://evil.example.com/"), "", nil, http.StatusBadRequest)
+	exchange("GET", "/v1/apps/"+app+"/auth/oauth/gh/start?redirect_uri="+url.QueryEscape(appRedirect), "", nil, http.StatusNotFound)
+	loc, _ := exchange("GET", start+url.QueryEscape(appRedirect), "", nil, http.StatusFound).Location()
+	callback := b.SignInAtOP(loc.String())
+	e.remember(callback.Query().Get("code"))
+	if lc, _ := exchange("GET", callback.String(), "", nil, http.StatusFound).Location(); lc != nil && lc.Query().Get("login_code") != "" {
+		e.remember(lc.Query().Get("login_code"))
+	}
+	exchange("GET", callback.String(), "", nil, http.StatusBadRequest)
 }
