@@ -9,6 +9,7 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/roomcast/roomcast/pkg v0.0.0
+	golang.org/x/net v0.62.0
 )
 
 require (

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/protocol"
@@ -195,7 +197,9 @@ func (a *API) validate(ctx context.Context, e *webhooks.Endpoint) *apiError {
 	}
 	for k, v := range e.Headers {
 		ck := textproto.CanonicalMIMEHeaderKey(k)
-		if k == "" || reserved[ck] || strings.ContainsAny(k, " :\r\n\t") || strings.ContainsAny(v, "\r\n") || len(k)+len(v) > 1024 {
+		// httpguts is what net/http checks when sending: a name or value
+		// it refuses would fail every delivery of the endpoint.
+		if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) || reserved[ck] || len(k)+len(v) > 1024 {
 			return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "header %q cannot be set (reserved or malformed)", k)
 		}
 	}
