@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/services/auth/internal/mfa"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
@@ -14,6 +16,13 @@ import (
 // maxMFAAttempts is how many wrong codes one mfa_token takes before it is
 // void (the code limits apply as well).
 const maxMFAAttempts = 5
+
+// countAttempt counts a try of an mfa_token, if it still exists (-1 if
+// not: a plain HINCRBY would recreate it without its expiry).
+var countAttempt = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+`)
 
 func (s *Service) mfaKey(tok string) string { return s.cfg.Prefix + "auth:mfa:" + hashKey(tok) }
 
@@ -53,7 +62,11 @@ func (s *Service) Challenge(ctx context.Context, app, mfaToken, code, recovery s
 	if err := s.lim.Allow(ctx, s.codeChecks(vals["user"], c)...); err != nil {
 		return Result{}, err
 	}
-	if n, err := s.rdb.HIncrBy(ctx, key, "attempts", 1).Result(); err != nil || n > maxMFAAttempts {
+	n, err := countAttempt.Run(ctx, s.rdb, []string{key}).Int64()
+	if err != nil {
+		return Result{}, fmt.Errorf("accounts: mfa token: %w", err)
+	}
+	if n < 0 || n > maxMFAAttempts {
 		s.rdb.Del(ctx, key)
 		return Result{}, ErrMFAInvalid
 	}

@@ -496,6 +496,16 @@ func TestTOTPSignIn(t *testing.T) {
 	want(t, "a used recovery code", us.do(t, "POST", up+"/mfa/challenge", "", authapi.MFAChallenge{MFAToken: third.MFAToken, RecoveryCode: rc.RecoveryCodes[0]}), 401, "mfa_invalid")
 	session(t, us.do(t, "POST", up+"/mfa/challenge", "", authapi.MFAChallenge{MFAToken: third.MFAToken, RecoveryCode: rc.RecoveryCodes[1]}))
 
+	// An mfa_token takes 5 tries: then even a good recovery code is
+	// refused (and stays unused).
+	fourth := session(t, us.do(t, "POST", up+"/signin", "", authapi.Credentials{Email: "mfa@example.com", Password: "password-1"}))
+	for range 5 {
+		want(t, "wrong code", us.do(t, "POST", up+"/mfa/challenge", "", authapi.MFAChallenge{MFAToken: fourth.MFAToken, Code: "000000"}), 401, "mfa_invalid")
+	}
+	want(t, "6th try of an mfa_token", us.do(t, "POST", up+"/mfa/challenge", "", authapi.MFAChallenge{MFAToken: fourth.MFAToken, RecoveryCode: rc.RecoveryCodes[3]}), 401, "mfa_invalid")
+	fifth := session(t, us.do(t, "POST", up+"/signin", "", authapi.Credentials{Email: "mfa@example.com", Password: "password-1"}))
+	session(t, us.do(t, "POST", up+"/mfa/challenge", "", authapi.MFAChallenge{MFAToken: fifth.MFAToken, RecoveryCode: rc.RecoveryCodes[3]}))
+
 	// Disabling takes a code; then sign-in is one step again.
 	want(t, "disable without a valid code", us.do(t, "POST", up+"/mfa/totp/disable", done.AccessToken, authapi.TOTPCode{Code: "123"}), 401, "mfa_invalid")
 	want(t, "disable", us.do(t, "POST", up+"/mfa/totp/disable", done.AccessToken, authapi.TOTPCode{Code: rc.RecoveryCodes[2]}), 204, "")
