@@ -25,6 +25,11 @@ import (
 // invalid UTF-8, and bytes that are msgpack codes themselves.
 var binaryPayload = []byte{0x00, 0xff, 0xfe, 0xc3, 0x28, 0x00, 0xc0, 0xc1, 0xa5, 0x92, 0xde, 0xad, 0xbe, 0xef, 0x00}
 
+// frameTimeout bounds the wait for one frame: generous, since a message
+// crosses RabbitMQ to the other gateway on a machine that may be saturated
+// (race-enabled builds of every process on 2 shared cores).
+const frameTimeout = 30 * time.Second
+
 // connectCodec dials url offering codec's subprotocol and the token, checks
 // the server selected it, and reads the connected frame.
 func connectCodec(t *testing.T, url, tok string, codec protocol.Codec) *harness.Raw {
@@ -33,7 +38,7 @@ func connectCodec(t *testing.T, url, tok string, codec protocol.Codec) *harness.
 	if r.Protocol != codec.Subprotocol() {
 		t.Fatalf("server selected %q, want %q", r.Protocol, codec.Subprotocol())
 	}
-	f, err := r.Read(10 * time.Second)
+	f, err := r.Read(frameTimeout)
 	if err != nil || f.Server.Connected == nil {
 		t.Fatalf("first frame: %+v, %v", f, err)
 	}
@@ -65,7 +70,7 @@ func send(t *testing.T, r *harness.Raw, codec protocol.Codec, c protocol.Command
 func collect(t *testing.T, r *harness.Raw, id uint64) (reply *protocol.Reply, msg harness.Frame) {
 	t.Helper()
 	for reply == nil || msg.Server.Message == nil {
-		f, err := r.Read(10 * time.Second)
+		f, err := r.Read(frameTimeout)
 		if err != nil || f.Op == ws.OpClose {
 			t.Fatalf("read: %+v, %v", f, err)
 		}
@@ -83,7 +88,7 @@ func collect(t *testing.T, r *harness.Raw, id uint64) (reply *protocol.Reply, ms
 func readMessage(t *testing.T, r *harness.Raw) harness.Frame {
 	t.Helper()
 	for {
-		f, err := r.Read(10 * time.Second)
+		f, err := r.Read(frameTimeout)
 		if err != nil || f.Op == ws.OpClose {
 			t.Fatalf("read: %+v, %v", f, err)
 		}
@@ -328,7 +333,7 @@ func TestMsgpackBadInput(t *testing.T) {
 	}
 	frameErr := func(t *testing.T, r *harness.Raw, want protocol.Code) {
 		t.Helper()
-		f, err := r.Read(10 * time.Second)
+		f, err := r.Read(frameTimeout)
 		if err != nil || f.Op != ws.OpBinary || f.Server.Error == nil || f.Server.Error.Code != want {
 			t.Fatalf("want a msgpack error frame %s, got %+v (%v)", want, f, err)
 		}
