@@ -18,6 +18,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/seal"
 	"github.com/roomcast/roomcast/pkg/service"
 	"github.com/roomcast/roomcast/services/auth/config"
+	"github.com/roomcast/roomcast/services/auth/internal/abuse"
 	"github.com/roomcast/roomcast/services/auth/internal/api"
 	"github.com/roomcast/roomcast/services/auth/internal/migrations"
 	"github.com/roomcast/roomcast/services/auth/internal/oauthlogin"
@@ -73,6 +74,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		return err
 	}
 	defer up.stop()
+	oauthLimit, err := abuse.ParseRate(cfg.OAuthLimitIP)
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	api.New(api.Config{
 		Store:        st,
@@ -90,7 +95,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 			Redis: rdb, Prefix: cfg.RedisPrefix, StateTTL: cfg.OAuthStateTTL, Log: log,
 			Providers: api.OAuthStore{Store: st}, Policies: api.OAuthStore{Store: st},
 		}),
-		PublicURL: cfg.PublicURL,
+		PublicURL:    cfg.PublicURL,
+		OAuthLimiter: abuse.New(rdb, cfg.RedisPrefix),
+		OAuthLimitIP: oauthLimit,
 
 		Accounts:       up.accounts,
 		Online:         up.online,

@@ -64,6 +64,9 @@ type Config struct {
 	// OAuthStateTTL is how long an OAuth sign-in may take between start
 	// and callback.
 	OAuthStateTTL time.Duration `env:"AUTH_OAUTH_STATE_TTL" envDefault:"10m"`
+	// OAuthLimitIP bounds the OAuth starts and callbacks per client IP
+	// ("N/period"; "0": none): each start keeps a state in Redis.
+	OAuthLimitIP string `env:"AUTH_OAUTH_LIMIT_IP" envDefault:"60/1m"`
 
 	// End-user accounts (docs/users-api.md). Email codes expire after
 	// UserCodeTTL and are void after UserCodeAttempts wrong tries; an
@@ -137,6 +140,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OAuthStateTTL < time.Minute || c.OAuthStateTTL > time.Hour {
 		return errors.New("config: AUTH_OAUTH_STATE_TTL must be between 1m and 1h")
+	}
+	if _, err := abuse.ParseRate(c.OAuthLimitIP); err != nil {
+		return fmt.Errorf("config: AUTH_OAUTH_LIMIT_IP: %w", err)
 	}
 	if c.UserCodeTTL < time.Minute || c.UserCodeAttempts < 1 || c.UserMFATokenTTL < 30*time.Second {
 		return errors.New("config: need AUTH_USER_CODE_TTL >= 1m, AUTH_USER_CODE_ATTEMPTS >= 1, AUTH_USER_MFA_TOKEN_TTL >= 30s")

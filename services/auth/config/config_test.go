@@ -43,6 +43,7 @@ func TestValidate(t *testing.T) {
 		"public URL not http":   func(c *Config) { c.PublicURL = "auth.example.com" },
 		"public URL with query": func(c *Config) { c.PublicURL = "https://auth.example.com/?x=1" },
 		"no oauth state ttl":    func(c *Config) { c.OAuthStateTTL = 0 },
+		"bad oauth limit":       func(c *Config) { c.OAuthLimitIP = "ten" },
 		"short code ttl":        func(c *Config) { c.UserCodeTTL = 1e9 },
 		"no code attempts":      func(c *Config) { c.UserCodeAttempts = 0 },
 		"bad limit":             func(c *Config) { c.UserLimitSignInIP = "lots" },

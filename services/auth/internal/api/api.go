@@ -22,6 +22,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/seal"
+	"github.com/roomcast/roomcast/services/auth/internal/abuse"
 	"github.com/roomcast/roomcast/services/auth/internal/accounts"
 	"github.com/roomcast/roomcast/services/auth/internal/oauthlogin"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
@@ -53,6 +54,10 @@ type Config struct {
 	// PublicURL is AUTH_PUBLIC_URL, the base of the provider callback.
 	OAuth     *oauthlogin.Flow
 	PublicURL string
+	// OAuthLimiter (nil: no limit) counts OAuth starts and callbacks per
+	// client IP against OAuthLimitIP (AUTH_OAUTH_LIMIT_IP).
+	OAuthLimiter *abuse.Limiter
+	OAuthLimitIP abuse.Rate
 
 	// Accounts serves the end-user endpoints (nil: not mounted); Online
 	// tells the admin API whether a user is connected; TrustedProxies

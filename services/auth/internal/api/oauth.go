@@ -3,13 +3,16 @@ package api
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/services/auth/internal/abuse"
 	"github.com/roomcast/roomcast/services/auth/internal/oauthlogin"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
 )
@@ -118,6 +121,27 @@ func (a *API) callbackURL(r *http.Request, app, provider string) string {
 	return base + "/v1/apps/" + url.PathEscape(app) + "/auth/oauth/" + url.PathEscape(provider) + "/callback"
 }
 
+// oauthAllow counts an OAuth start or callback against the client IP's
+// limit: each start keeps a state in Redis, each callback presents one.
+func (a *API) oauthAllow(w http.ResponseWriter, r *http.Request) *Error {
+	if a.cfg.OAuthLimiter == nil {
+		return nil
+	}
+	err := a.cfg.OAuthLimiter.Allow(r.Context(), abuse.Check{
+		Name: "oauth_ip", Rate: a.cfg.OAuthLimitIP, Key: abuse.ClientIP(r, a.cfg.TrustedProxies),
+	})
+	if le, ok := abuse.IsLimited(err); ok {
+		secs := max(int(math.Ceil(le.RetryAfter.Seconds())), 1)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		return errorf(http.StatusTooManyRequests, authapi.CodeRateLimited, "too many OAuth sign-ins from this address; retry after %d s", secs)
+	}
+	if err != nil {
+		a.log.Warn("oauth limit check failed", "err", err)
+		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "Redis is unavailable; retry later")
+	}
+	return nil
+}
+
 // binderCookie is the cookie that ties a sign-in's callback to the
 // browser that started it, scoped to the callback's path; maxAge < 0
 // deletes it.
@@ -136,6 +160,9 @@ func (a *API) oauthStart(w http.ResponseWriter, r *http.Request) (string, *Error
 	if a.cfg.OAuth == nil {
 		return "", errorf(http.StatusNotFound, protocol.CodeNotFound, "OAuth sign-in is not configured")
 	}
+	if aerr := a.oauthAllow(w, r); aerr != nil {
+		return "", aerr
+	}
 	callback := a.callbackURL(r, app, provider)
 	st, err := a.cfg.OAuth.Start(r.Context(), app, provider, r.URL.Query().Get("redirect_uri"), callback)
 	if err != nil {
@@ -149,6 +176,9 @@ func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) (string, *Er
 	app, provider := r.PathValue("app"), r.PathValue("provider")
 	if a.cfg.OAuth == nil {
 		return "", errorf(http.StatusNotFound, protocol.CodeNotFound, "OAuth sign-in is not configured")
+	}
+	if aerr := a.oauthAllow(w, r); aerr != nil {
+		return "", aerr
 	}
 	state := r.URL.Query().Get("state")
 	var binder string

@@ -24,6 +24,7 @@ import (
 	"github.com/roomcast/roomcast/pkg/testenv"
 	"github.com/roomcast/roomcast/services/auth/authtest"
 	"github.com/roomcast/roomcast/services/auth/authtest/oidctest"
+	"github.com/roomcast/roomcast/services/auth/internal/abuse"
 	"github.com/roomcast/roomcast/services/auth/internal/migrations"
 	"github.com/roomcast/roomcast/services/auth/internal/oauthlogin"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
@@ -45,7 +46,7 @@ type oauthServer struct {
 // address), app "demo" with a user policy allowing oauthAppRedirect, and
 // an OpenID Provider whose client "roomcast" may redirect to the API's
 // callback for provider "corp".
-func newOAuthServer(t *testing.T) *oauthServer {
+func newOAuthServer(t *testing.T, limit ...abuse.Rate) *oauthServer {
 	t.Helper()
 	url := authtest.Database(t)
 	ctx := context.Background()
@@ -74,12 +75,18 @@ func newOAuthServer(t *testing.T) *oauthServer {
 		Redis: rdb, Prefix: prefix, Providers: OAuthStore{Store: st}, Policies: OAuthStore{Store: st},
 	})
 	mux := http.NewServeMux()
+	var limiter *abuse.Limiter
+	if len(limit) > 0 {
+		limiter = abuse.New(rdb, prefix)
+	} else {
+		limit = []abuse.Rate{{}}
+	}
 	New(Config{
 		Store: st, AdminToken: adminToken, ServiceToken: serviceToken,
 		Log:             slog.New(slog.NewJSONHandler(logs, nil)),
 		Registry:        prometheus.NewRegistry(),
 		TokenDefaultTTL: time.Hour, TokenMaxTTL: 24 * time.Hour, SigningKeyOverlap: 25 * time.Hour,
-		OAuth: flow, PublicURL: ts.url + "/",
+		OAuth: flow, PublicURL: ts.url + "/", OAuthLimiter: limiter, OAuthLimitIP: limit[0],
 	}).Mount(mux)
 	srv.Config.Handler = mux
 	srv.Start()
@@ -325,6 +332,27 @@ func TestOAuthStartErrors(t *testing.T) {
 		resp := get(t, nil, s.url+c.path)
 		if code := errCode(t, resp); resp.StatusCode != c.status || code != c.code {
 			t.Errorf("%s: %d %s, want %d %s", c.name, resp.StatusCode, code, c.status, c.code)
+		}
+	}
+}
+
+func TestOAuthLimitPerIP(t *testing.T) {
+	t.Parallel()
+	s := newOAuthServer(t, abuse.Rate{N: 3, Period: time.Hour})
+	s.putCorp(t)
+	start := s.url + "/v1/apps/demo/auth/oauth/corp/start?redirect_uri=" + url.QueryEscape(oauthAppRedirect)
+	// A start and its callback count one each.
+	b := oidctest.NewBrowser(t)
+	if resp := get(t, b, b.SignInAtOP(get(t, b, start).Header.Get("Location")).String()); resp.StatusCode != http.StatusFound {
+		t.Fatalf("sign-in within the limit: %d", resp.StatusCode)
+	}
+	if resp := get(t, nil, start); resp.StatusCode != http.StatusFound {
+		t.Fatalf("third request: %d", resp.StatusCode)
+	}
+	for _, u := range []string{start, s.url + "/v1/apps/demo/auth/oauth/corp/callback?state=x&code=y"} {
+		resp := get(t, nil, u)
+		if code := errCode(t, resp); resp.StatusCode != http.StatusTooManyRequests || code != "rate_limited" || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("over the limit: %d %s, Retry-After %q", resp.StatusCode, code, resp.Header.Get("Retry-After"))
 		}
 	}
 }
