@@ -73,6 +73,8 @@ FUZZTIME ?= 60s
 fuzz:
 	cd pkg && $(GO) test ./protocol -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME)
 	cd pkg && $(GO) test ./protocol -run '^$$' -fuzz '^FuzzDecodeServerFrame$$' -fuzztime $(FUZZTIME)
+	cd pkg && $(GO) test ./protocol -run '^$$' -fuzz '^FuzzDecodeCommandMsgpack$$' -fuzztime $(FUZZTIME)
+	cd pkg && $(GO) test ./protocol -run '^$$' -fuzz '^FuzzDecodeServerFrameMsgpack$$' -fuzztime $(FUZZTIME)
 	cd pkg && $(GO) test ./envelope -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	cd pkg && $(GO) test ./auth/token -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)
 	cd pkg && $(GO) test ./auth/token -run '^$$' -fuzz '^FuzzMatchPattern$$' -fuzztime $(FUZZTIME)
