@@ -264,11 +264,16 @@ func (r *Reader) epochPage(ctx context.Context, q Query, epoch string, lo, hi ui
 		byOffset[m.Offset] = m
 	}
 	for _, e := range entries {
-		if _, ok := byOffset[e.Offset]; ok {
-			continue
-		}
 		env, err := envelope.Decode(e.Payload)
 		if err != nil {
+			continue
+		}
+		if m, ok := byOffset[e.Offset]; ok {
+			// The archive keeps no binary mark; the stream does.
+			if env.Binary && !m.Binary && len(m.Data) > 0 {
+				m.Binary = true
+				byOffset[e.Offset] = m
+			}
 			continue
 		}
 		if (q.Start != 0 && env.Timestamp < q.Start) || (q.End != 0 && env.Timestamp > q.End) {
