@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/roomcast/roomcast/pkg/events"
+	"github.com/roomcast/roomcast/pkg/nodelease"
 )
 
 // Consumer is the name of the events consumer the auth service serves
@@ -53,8 +54,8 @@ func (t *Tracker) userKey(app, user, what string) string {
 	return t.prefix + "users:online:{" + app + "\x1f" + user + "}:" + what
 }
 
-// leaseKey is a gateway's lease, as pkg/presence.Store.Lease keeps it.
-func (t *Tracker) leaseKey(node string) string { return t.prefix + "presence:node:" + node + ":alive" }
+// leaseKey is a gateway's lease (pkg/nodelease).
+func (t *Tracker) leaseKey(node string) string { return nodelease.Key(t.prefix, node) }
 
 var openScript = redis.NewScript(`
 local at, keep = tonumber(ARGV[3]), tonumber(ARGV[4])

@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/roomcast/roomcast/pkg/events"
+	"github.com/roomcast/roomcast/pkg/nodelease"
 	"github.com/roomcast/roomcast/pkg/presence"
 	"github.com/roomcast/roomcast/pkg/testenv"
 )
@@ -73,7 +74,7 @@ func TestOnlineFollowsConnectionsAndLeases(t *testing.T) {
 	if on, _ := status(); !on {
 		t.Fatal("connected to gw2: not online")
 	}
-	if err := rdb.Del(ctx, prefix+"presence:node:gw2:alive").Err(); err != nil { // gw2 crashes
+	if err := rdb.Del(ctx, nodelease.Key(prefix, "gw2")).Err(); err != nil { // gw2 crashes
 		t.Fatal(err)
 	}
 	if on, _ := status(); on {
