@@ -229,6 +229,7 @@ func TestSubPrintsMessagesAndExitsOnSignal(t *testing.T) {
 	g.afterJoin = func(fc *fakeConn, room string) {
 		fc.send(protocol.ServerFrame{Message: &protocol.Message{Room: room, Offset: 11, Epoch: "e1", Event: "chat", Data: []byte(`{"text":"hi <b>"}`), From: "bob", Timestamp: 1700000000123}})
 		fc.send(protocol.ServerFrame{Message: &protocol.Message{Room: room, Event: "cursor", Data: []byte(`[1,2]`), From: "carol", Timestamp: 1700000000456, Transient: true}})
+		fc.send(protocol.ServerFrame{Message: &protocol.Message{Room: room, Offset: 12, Epoch: "e1", Event: "state", Data: []byte{0, 0xff, 0xc3, 0x28}, Binary: true, From: "dan", Timestamp: 1700000000789}})
 	}
 	stdout, stderr := newLineBuffer(), &syncBuffer{}
 	e := &env{stdout: stdout, stderr: stderr, getenv: func(string) string { return "" }, now: func() time.Time { return testNow }}
@@ -244,8 +245,10 @@ func TestSubPrintsMessagesAndExitsOnSignal(t *testing.T) {
 	want := []string{
 		`{"room":"lobby","offset":11,"epoch":"e1","event":"chat","data":{"text":"hi <b>"},"from":"bob","ts":1700000000123}`,
 		`{"room":"lobby","offset":0,"epoch":"","event":"cursor","data":[1,2],"from":"carol","ts":1700000000456,"transient":true}`,
+		`{"room":"lobby","offset":12,"epoch":"e1","event":"state","data":"AP/DKA==","encoding":"base64","from":"dan","ts":1700000000789}`,
 		`{"room":"news","offset":11,"epoch":"e1","event":"chat","data":{"text":"hi <b>"},"from":"bob","ts":1700000000123}`,
 		`{"room":"news","offset":0,"epoch":"","event":"cursor","data":[1,2],"from":"carol","ts":1700000000456,"transient":true}`,
+		`{"room":"news","offset":12,"epoch":"e1","event":"state","data":"AP/DKA==","encoding":"base64","from":"dan","ts":1700000000789}`,
 	}
 	for i, w := range want {
 		if got := recv(t, stdout.lines, "a message line"); got != w {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,14 +29,17 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 // messageLine is how sub prints one message: one JSON object per line.
 type messageLine struct {
-	Room      string          `json:"room"`
-	Offset    uint64          `json:"offset"`
-	Epoch     string          `json:"epoch"`
-	Event     string          `json:"event"`
-	Data      json.RawMessage `json:"data"`
-	From      string          `json:"from"`
-	TS        int64           `json:"ts"`
-	Transient bool            `json:"transient,omitempty"`
+	Room   string          `json:"room"`
+	Offset uint64          `json:"offset"`
+	Epoch  string          `json:"epoch"`
+	Event  string          `json:"event"`
+	Data   json.RawMessage `json:"data"`
+	// Encoding is "base64" when Data is a base64 string of a binary
+	// payload, as in the protocol's JSON encoding.
+	Encoding  string `json:"encoding,omitempty"`
+	From      string `json:"from"`
+	TS        int64  `json:"ts"`
+	Transient bool   `json:"transient,omitempty"`
 }
 
 func runSub(ctx context.Context, args []string, e *env) int {
@@ -44,7 +48,8 @@ func runSub(ctx context.Context, args []string, e *env) int {
 		"Connects to a gateway, joins each room and prints every delivered message on\n"+
 			"stdout as one JSON line:\n"+
 			`  {"room":..,"offset":..,"epoch":..,"event":..,"data":<json>,"from":..,"ts":..}`+"\n"+
-			"(transient messages add \"transient\":true and have offset 0). Runs until\n"+
+			"(transient messages add \"transient\":true and have offset 0; binary payloads\n"+
+			"print as a base64 string with \"encoding\":\"base64\"). Runs until\n"+
 			"interrupted (SIGINT/SIGTERM: exit 0). A lost connection is resumed on any\n"+
 			"node, without losing messages where the server still has them; each\n"+
 			"reconnect and its outcome is reported on stderr. A close code that forbids\n"+
@@ -103,10 +108,17 @@ func runSub(ctx context.Context, args []string, e *env) int {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetEscapeHTML(false)
 	c.OnAnyMessage(func(m protocol.Message) {
-		err := enc.Encode(messageLine{
+		line := messageLine{
 			Room: m.Room, Offset: m.Offset, Epoch: m.Epoch, Event: m.Event,
 			Data: m.Data, From: m.From, TS: m.Timestamp, Transient: m.Transient,
-		})
+		}
+		if m.Binary {
+			// Bytes are not a JSON value: print them as the JSON encoding
+			// carries them.
+			b, _ := json.Marshal(base64.StdEncoding.EncodeToString(m.Data))
+			line.Data, line.Encoding = b, protocol.EncodingBase64
+		}
+		err := enc.Encode(line)
 		if err != nil {
 			outMu.Lock()
 			outErr = err
