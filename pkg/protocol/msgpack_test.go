@@ -326,3 +326,27 @@ func TestMsgpackMapHeaders(t *testing.T) {
 		t.Fatalf("appended % x", b)
 	}
 }
+
+// Skipping a deeply nested unknown value does not recurse: a frame of
+// nested arrays as large as a gateway accepts decodes with a small stack.
+func TestMsgpackSkipsDeepNesting(t *testing.T) {
+	head := mp(kv{"id", 1, "op", "join", "room", "r"})
+	frame := []byte{0x84}
+	frame = append(frame, head[1:]...)
+	frame = append(frame, 0xa6)
+	frame = append(frame, "future"...)
+	frame = append(frame, bytes.Repeat([]byte{0x91}, 95000)...)
+	frame = append(frame, 0xc0)
+	c, err := protocol.Msgpack.DecodeCommand(frame)
+	if err != nil || c.ID != 1 || c.Room != "r" {
+		t.Fatalf("DecodeCommand = %+v, %v", c, err)
+	}
+	// Truncated inside the nesting: bad_request, no panic.
+	if _, err := protocol.Msgpack.DecodeCommand(frame[:len(frame)-1]); err == nil {
+		t.Fatal("accepted a truncated frame")
+	}
+	// Declared lengths far beyond the frame end the walk at the frame's end.
+	if _, err := protocol.Msgpack.DecodeCommand([]byte{0x81, 0xa1, 'x', 0xdd, 0xff, 0xff, 0xff, 0xff, 0xdf, 0xff, 0xff, 0xff, 0xff}); err == nil {
+		t.Fatal("accepted huge declared lengths")
+	}
+}
