@@ -87,12 +87,16 @@ func (s *Service) Authenticate(ctx context.Context, app, bearer string) (Princip
 	return Principal{App: app, User: u, SessionID: se.ID}, nil
 }
 
-// SignOut revokes the session of a bearer (pr) or of a refresh token.
-func (s *Service) SignOut(ctx context.Context, app string, pr *Principal, refresh string) error {
+// SignOut revokes the session of a bearer (pr) or of a refresh token
+// (counted by the refresh limit: it takes a secret).
+func (s *Service) SignOut(ctx context.Context, app string, pr *Principal, refresh string, c Client) error {
 	if pr != nil {
 		return s.st.RevokeSession(ctx, pr.User.ID, pr.SessionID)
 	}
 	if _, err := s.policy(ctx, app); err != nil {
+		return err
+	}
+	if err := s.lim.Allow(ctx, abuseCheck("refresh_ip", s.cfg.Limits.RefreshIP, c.IP)); err != nil {
 		return err
 	}
 	se, err := s.st.SessionByRefresh(ctx, app, tokenHash(refresh))

@@ -223,7 +223,7 @@ func (a *API) signout(w http.ResponseWriter, r *http.Request) (int, any, *Error)
 	} else if req.RefreshToken == "" {
 		return 0, nil, errorf(http.StatusBadRequest, protocol.CodeBadRequest, `send the access token as the bearer credential or {"refresh_token"}`)
 	}
-	if err := a.cfg.Accounts.SignOut(r.Context(), app, pr, req.RefreshToken); err != nil {
+	if err := a.cfg.Accounts.SignOut(r.Context(), app, pr, req.RefreshToken, a.client(r)); err != nil {
 		return 0, nil, a.userError(w, "sign-out", err)
 	}
 	return http.StatusNoContent, nil, nil
