@@ -103,13 +103,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		Online:         up.online,
 		TrustedProxies: up.proxies,
 	}).Mount(mux)
+	// Redis holds the end-user flows' limits, MFA and OAuth state: without
+	// it they answer 503, so the service is not ready.
 	observability.Mount(mux, reg,
 		observability.Check{Name: "postgres", Func: st.Ping},
+		observability.RedisCheck(rdb),
 	)
+	origins, err := cfg.ParseCORSOrigins()
+	if err != nil {
+		return err
+	}
 
 	go rotateSigningKeys(ctx, st, cfg, log, notify)
 
-	hs, err := service.ListenHTTP(cfg.Addr, mux, 10*time.Second)
+	hs, err := service.ListenHTTP(cfg.Addr, api.CORS(mux, origins), 10*time.Second)
 	if err != nil {
 		return err
 	}

@@ -83,6 +83,11 @@ type Config struct {
 	UserLimitMailIP        string `env:"AUTH_USER_LIMIT_MAIL_IP" envDefault:"30/1m"`
 	UserLimitSignupIP      string `env:"AUTH_USER_LIMIT_SIGNUP_IP" envDefault:"10/1h"`
 	UserLimitRefreshIP     string `env:"AUTH_USER_LIMIT_REFRESH_IP" envDefault:"60/1m"`
+	// CORSOrigins lists the origins (scheme://host[:port], comma-separated,
+	// or *) whose pages may call the end-user endpoints from the browser.
+	// Empty: no CORS headers; serve the pages and the auth service from one
+	// origin (a reverse proxy) instead.
+	CORSOrigins string `env:"AUTH_CORS_ORIGINS"`
 	// TrustedProxies lists the CIDRs of proxies in front of the service
 	// (comma-separated): for their requests the client IP is the rightmost
 	// X-Forwarded-For entry that is not a trusted proxy.
@@ -150,6 +155,9 @@ func (c *Config) Validate() error {
 	if _, err := c.UserLimits(); err != nil {
 		return err
 	}
+	if _, err := c.ParseCORSOrigins(); err != nil {
+		return fmt.Errorf("config: AUTH_CORS_ORIGINS: %w", err)
+	}
 	if _, err := abuse.ParseProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("config: AUTH_TRUSTED_PROXIES: %w", err)
 	}
@@ -212,4 +220,23 @@ func (c *Config) ParseMasterKey() ([]byte, error) {
 		}
 	}
 	return nil, errors.New("config: AUTH_MASTER_KEY must be 32 bytes as 64 hex characters or base64")
+}
+
+// ParseCORSOrigins parses AUTH_CORS_ORIGINS: "*" or comma-separated origins
+// (scheme://host[:port], nothing else).
+func (c *Config) ParseCORSOrigins() ([]string, error) {
+	var out []string
+	for o := range strings.SplitSeq(c.CORSOrigins, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+				return nil, fmt.Errorf("%q is not an origin like https://app.example.com", o)
+			}
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }

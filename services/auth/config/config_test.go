@@ -48,6 +48,8 @@ func TestValidate(t *testing.T) {
 		"no code attempts":      func(c *Config) { c.UserCodeAttempts = 0 },
 		"bad limit":             func(c *Config) { c.UserLimitSignInIP = "lots" },
 		"bad trusted proxy":     func(c *Config) { c.TrustedProxies = "proxy" },
+		"CORS origin with path": func(c *Config) { c.CORSOrigins = "https://app.example.com/login" },
+		"CORS origin no scheme": func(c *Config) { c.CORSOrigins = "app.example.com" },
 		"unknown mail sender":   func(c *Config) { c.Mail = "pigeon" },
 		"smtp without URL":      func(c *Config) { c.Mail = "smtp"; c.MailFrom = "a@b.c" },
 		"smtp without from":     func(c *Config) { c.Mail = "smtp"; c.SMTPURL = "smtp://u:secretpw@mail:587" },
@@ -65,6 +67,11 @@ func TestValidate(t *testing.T) {
 				t.Errorf("%s: error quotes a secret: %v", name, err)
 			}
 		}
+	}
+	ok := valid()
+	ok.CORSOrigins = "https://app.example.com, http://localhost:5173"
+	if got, err := ok.ParseCORSOrigins(); err != nil || len(got) != 2 || got[1] != "http://localhost:5173" {
+		t.Errorf("CORS origins: %v, %v", got, err)
 	}
 	for _, mk := range []string{
 		"q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=", // std base64
