@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,10 +20,11 @@ const maxMFAAttempts = 5
 
 // countAttempt counts a try of an mfa_token, if it still exists (-1 if
 // not: a plain HINCRBY would recreate it without its expiry).
-var countAttempt = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-`)
+//
+//go:embed mfa_attempt.lua
+var countAttemptSrc string
+
+var countAttempt = redis.NewScript(countAttemptSrc)
 
 func (s *Service) mfaKey(tok string) string { return s.cfg.Prefix + "auth:mfa:" + hashKey(tok) }
 

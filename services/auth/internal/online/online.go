@@ -14,6 +14,7 @@ package online
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -57,26 +58,15 @@ func (t *Tracker) userKey(app, user, what string) string {
 // leaseKey is a gateway's lease (pkg/nodelease).
 func (t *Tracker) leaseKey(node string) string { return nodelease.Key(t.prefix, node) }
 
-var openScript = redis.NewScript(`
-local at, keep = tonumber(ARGV[3]), tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', at - keep)
-local seen = tonumber(redis.call('GET', KEYS[3]) or '0')
-if at > seen then redis.call('SET', KEYS[3], ARGV[3]) end
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-`)
+//go:embed open.lua
+var openScriptSrc string
 
-var closeScript = redis.NewScript(`
-local at, keep = tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], at, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', at - keep)
-redis.call('PEXPIRE', KEYS[2], keep)
-local seen = tonumber(redis.call('GET', KEYS[3]) or '0')
-if at > seen then redis.call('SET', KEYS[3], ARGV[2]) end
-return 1
-`)
+var openScript = redis.NewScript(openScriptSrc)
+
+//go:embed close.lua
+var closeScriptSrc string
+
+var closeScript = redis.NewScript(closeScriptSrc)
 
 // Opened records that user's connection conn opened on node at at.
 func (t *Tracker) Opened(ctx context.Context, app, user, conn, node string, at time.Time) error {

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	_ "embed"
 	"log/slog"
 	"time"
 
@@ -20,14 +21,10 @@ import (
 // It reads asynq's key layout (asynq:{<queue>}:g:<group>, …:groups),
 // pinned by the asynq version in go.mod and checked by the tests.
 
-var repairScript = redis.NewScript(`
-local n = 0
-for i, key in ipairs(KEYS) do
-  if i > 1 and redis.call("ZCARD", key) > 0 then
-    n = n + redis.call("SADD", KEYS[1], ARGV[i-1])
-  end
-end
-return n`)
+//go:embed repair_groups.lua
+var repairScriptSrc string
+
+var repairScript = redis.NewScript(repairScriptSrc)
 
 // RepairGroups lists again every non-empty message.published group of
 // queue; it returns how many were missing.
