@@ -67,11 +67,11 @@ type Conn struct {
 	sessionID   string // "" when Redis could not create one
 	peerClosed  bool   // the client closed with 1000: its session ends with it
 	limiter     *rate.Limiter
-	limitedRun  int                 // consecutive rate-limited operations
-	rooms       map[string]struct{} // hub rooms (presence channels included); owned by the read loop
-	lastSeen    atomic.Int64        // unix nanoseconds of the last frame read
-	expiryMu    sync.Mutex
-	expiryTimer *time.Timer
+	limitedRun  int          // consecutive rate-limited operations
+	rooms       roomSet      // hub rooms (presence channels included); owned by the read loop
+	lastSeen    atomic.Int64 // unix nanoseconds of the last frame read
+	expiryAt    int64        // unix nanoseconds; guarded by expiries.mu
+	expiryIndex int          // in expiries.h, -1 when not there; guarded by expiries.mu
 
 	mu        sync.Mutex // guards the outbox fields below
 	queue     [][]byte
@@ -87,15 +87,23 @@ type Conn struct {
 
 	liveMu   sync.Mutex
 	liveSubs map[string]func() // room → cancel of its live metrics subscription
+
+	pre  *bytes.Reader // bytes read past the handshake, until consumed
+	caps *capsBox      // keeps claims.Caps shared (caps.go)
+	poll *pollConn     // nil: the connection has a reading goroutine
+	done func()        // runs when the connection has ended
 }
 
 // New wraps an upgraded connection. buffered holds bytes the HTTP server
 // read past the handshake, if any; sessionID is the connection's session
 // ("" if none could be created).
 func New(d *Deps, id string, nc net.Conn, buffered []byte, codec protocol.Codec, claims *token.Claims, sessionID string) *Conn {
+	claims, caps := keepClaims(claims)
 	src := io.Reader(nc)
+	var pre *bytes.Reader
 	if len(buffered) > 0 {
-		src = io.MultiReader(bytes.NewReader(buffered), nc)
+		pre = bytes.NewReader(buffered)
+		src = io.MultiReader(pre, nc)
 	}
 	c := &Conn{
 		ID:      id,
@@ -104,13 +112,15 @@ func New(d *Deps, id string, nc net.Conn, buffered []byte, codec protocol.Codec,
 		src:     src,
 		codec:   codec,
 		claims:  claims,
-		log:     d.Log.With("conn", id, "app", claims.App, "client", claims.ClientID()),
 		limiter: rate.NewLimiter(rate.Limit(d.Config.Rate), d.Config.Burst),
-		rooms:   make(map[string]struct{}),
 		pres:    presenceState{rooms: make(map[string][]byte)},
 	}
+	c.pre = pre
+	c.caps = caps
+	c.expiryIndex = -1
 	c.sessionID = sessionID
 	c.current.Store(claims)
+	c.log = newConnLogger(c)
 	c.lastSeen.Store(time.Now().UnixNano())
 	return c
 }
@@ -131,34 +141,53 @@ func (c *Conn) LastSeen() time.Time { return time.Unix(0, c.lastSeen.Load()) }
 // Ping queues a heartbeat ping.
 func (c *Conn) Ping() { c.enqueue(wsframe.Ping, false) }
 
-// Serve sends the connected frame and runs the read loop until the
-// connection ends. It returns after the connection has left every room.
-func (c *Conn) Serve(connected *protocol.Connected) {
-	defer c.cleanup()
+// Start sends the connected frame and serves the connection until it
+// ends; then the connection leaves every room and done runs. Start does
+// not wait for that: an idle connection is left to the poller (poll.go)
+// and holds no goroutine, and where polling is not available a goroutine
+// runs the read loop.
+func (c *Conn) Start(connected *protocol.Connected, done func()) {
+	c.done = done
+	polled := c.setupPolling() // before anything uses c.nc
 	c.armExpiry()
 	f, err := wsframe.Encode(c.codec, &protocol.ServerFrame{Connected: connected})
 	if err != nil {
 		c.log.Error("encode connected frame", "err", err)
+		if polled {
+			c.poll.stop()
+		}
+		c.finish()
 		return
 	}
 	c.enqueue(f, false)
 	c.emitConnection(events.TypeConnectionOpened)
-	c.readLoop()
+	if polled {
+		c.poll.start()
+		return
+	}
+	go func() {
+		c.readLoop()
+		c.finish()
+	}()
+}
+
+// finish ends the connection once its read side is done.
+func (c *Conn) finish() {
+	c.cleanup()
+	if c.done != nil {
+		c.done()
+	}
 }
 
 func (c *Conn) cleanup() {
-	c.expiryMu.Lock()
-	if c.expiryTimer != nil {
-		c.expiryTimer.Stop()
-	}
-	c.expiryMu.Unlock()
+	expiries.set(c, 0)
 	c.dropPresence()
 	c.stopLiveMetrics()
-	for room := range c.rooms {
+	for room := range c.rooms.all() {
 		c.d.Hub.Leave(c.claims.App, room, c)
 		c.emitMembership(events.TypeRoomLeft, room)
 	}
-	c.rooms = nil
+	c.rooms = roomSet{}
 	if id := c.SessionID(); id != "" && c.peerClosed {
 		// A deliberate close ends the session: nothing to resume.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -177,47 +206,48 @@ func (c *Conn) cleanup() {
 
 var errStop = errors.New("conn: stop reading")
 
+// readLoop serves a connection that is not polled (see poll.go) on its own
+// goroutine, reading the socket directly.
 func (c *Conn) readLoop() {
-	rd := &wsutil.Reader{
-		Source:         c.src,
-		State:          ws.StateServerSide,
-		CheckUTF8:      !c.codec.Binary(),
-		MaxFrameSize:   int64(c.d.Config.MaxFrameBytes),
-		MaxMessageSize: int64(c.d.Config.MaxFrameBytes),
+	st := &readState{buf: make([]byte, 0, 512)}
+	st.reset(c, c.src)
+	for c.next(st) {
 	}
-	rd.OnIntermediate = func(h ws.Header, r io.Reader) error { return c.control(h, r) }
-	buf := make([]byte, 0, 512)
-	for {
-		hdr, err := rd.NextFrame()
-		if err != nil {
-			c.readFailed(err)
-			return
-		}
-		c.lastSeen.Store(time.Now().UnixNano())
-		if hdr.OpCode.IsControl() {
-			if err := c.control(hdr, rd); err != nil {
-				return
-			}
-			continue
-		}
-		if (hdr.OpCode == ws.OpBinary) != c.codec.Binary() {
-			c.Close(protocol.CloseUnsupportedData, "frame type does not match the negotiated subprotocol")
-			c.linger()
-			return
-		}
-		buf, err = readMessage(rd, buf[:0])
-		if err != nil {
-			c.readFailed(err)
-			return
-		}
-		if err := c.handle(buf); err != nil {
-			c.linger()
-			return
-		}
-		if cap(buf) > 64<<10 {
-			buf = make([]byte, 0, 512) // do not pin a large buffer on an idle connection
-		}
+}
+
+// next reads one message (or control frame) through st and handles it. It
+// returns false when the read side is done; the caller then ends the
+// connection. Between calls no message is half read, so st can be given
+// to another connection.
+func (c *Conn) next(st *readState) bool {
+	rd := &st.rd
+	hdr, err := rd.NextFrame()
+	if err != nil {
+		c.readFailed(err)
+		return false
 	}
+	c.lastSeen.Store(time.Now().UnixNano())
+	if hdr.OpCode.IsControl() {
+		return c.control(hdr, rd) == nil
+	}
+	if (hdr.OpCode == ws.OpBinary) != c.codec.Binary() {
+		c.Close(protocol.CloseUnsupportedData, "frame type does not match the negotiated subprotocol")
+		c.linger()
+		return false
+	}
+	st.buf, err = readMessage(rd, st.buf[:0])
+	if err != nil {
+		c.readFailed(err)
+		return false
+	}
+	if err := c.handle(st.buf); err != nil {
+		c.linger()
+		return false
+	}
+	if cap(st.buf) > 64<<10 {
+		st.buf = make([]byte, 0, 512) // do not pin a large buffer
+	}
+	return true
 }
 
 // readMessage reads the rest of the current message (all fragments).
@@ -408,7 +438,7 @@ func (c *Conn) join(cmd *protocol.Command) {
 // joinHub adds the connection to a hub room (a client room, or a presence
 // channel) and reports whether it was not a member before.
 func (c *Conn) joinHub(cmd *protocol.Command, name string) bool {
-	if _, ok := c.rooms[name]; ok {
+	if c.rooms.has(name) {
 		// Already a member: the reply carries the current position.
 		ctx, cancel := context.WithTimeout(context.Background(), c.d.Config.PublishTimeout)
 		defer cancel()
@@ -420,7 +450,7 @@ func (c *Conn) joinHub(cmd *protocol.Command, name string) bool {
 		c.Reply(&protocol.Reply{ID: cmd.ID, Room: cmd.Room, Position: &pos})
 		return false
 	}
-	if len(c.rooms) >= c.d.Config.MaxRooms {
+	if c.rooms.len() >= c.d.Config.MaxRooms {
 		c.replyError(cmd.ID, protocol.Errorf(protocol.CodeTooManyRooms, "a connection may join at most %d rooms (presence subscriptions included)", c.d.Config.MaxRooms))
 		return false
 	}
@@ -432,7 +462,7 @@ func (c *Conn) joinHub(cmd *protocol.Command, name string) bool {
 		return false
 	}
 	// The hub's worker sends the reply, ahead of the room's messages.
-	c.rooms[name] = struct{}{}
+	c.rooms.add(name)
 	return true
 }
 
@@ -490,7 +520,7 @@ func (c *Conn) resume(cmd *protocol.Command) {
 			c.log.Warn("session delete failed", "err", err)
 		}
 	}
-	for room := range c.rooms {
+	for room := range c.rooms.all() {
 		if _, presence := protocol.ChannelRoom(room); !presence {
 			c.recordRoom(room, true)
 		}
@@ -504,11 +534,11 @@ func (c *Conn) leave(cmd *protocol.Command) {
 		c.replyError(cmd.ID, perr)
 		return
 	}
-	if _, ok := c.rooms[cmd.Room]; !ok {
+	if !c.rooms.has(cmd.Room) {
 		c.replyError(cmd.ID, protocol.NewError(protocol.CodeNotJoined, "not a member of this room"))
 		return
 	}
-	delete(c.rooms, cmd.Room)
+	c.rooms.remove(cmd.Room)
 	c.d.Hub.Leave(c.claims.App, cmd.Room, c)
 	c.leavePresence(cmd.Room) // a member that left the room is not present in it
 	c.recordRoom(cmd.Room, false)

@@ -76,7 +76,7 @@ func (c *Conn) presenceEnter(cmd *protocol.Command) {
 	if !c.presenceOn(cmd) {
 		return
 	}
-	if _, ok := c.rooms[cmd.Room]; !ok {
+	if !c.rooms.has(cmd.Room) {
 		c.replyError(cmd.ID, protocol.NewError(protocol.CodeNotJoined, "join the room before entering its presence"))
 		return
 	}
@@ -215,11 +215,11 @@ func (c *Conn) presenceUnsubscribe(cmd *protocol.Command) {
 		return
 	}
 	channel := protocol.PresenceChannel(cmd.Room)
-	if _, ok := c.rooms[channel]; !ok {
+	if !c.rooms.has(channel) {
 		c.replyError(cmd.ID, protocol.NewError(protocol.CodeNotJoined, "not subscribed to this room's presence"))
 		return
 	}
-	delete(c.rooms, channel)
+	c.rooms.remove(channel)
 	c.d.Hub.Leave(c.claims.App, channel, c)
 	c.Reply(&protocol.Reply{ID: cmd.ID, Room: cmd.Room})
 }

@@ -2,7 +2,6 @@ package conn
 
 import (
 	"errors"
-	"time"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/protocol"
@@ -27,24 +26,18 @@ func (c *Conn) refresh(cmd *protocol.Command) {
 		c.replyError(cmd.ID, protocol.NewError(protocol.CodeForbidden, "a refresh token must be for the same app and client"))
 		return
 	}
+	claims, c.caps = keepClaims(claims)
 	c.claims = claims
 	c.current.Store(claims)
 	c.armExpiry()
 	c.Reply(&protocol.Reply{ID: cmd.ID})
 }
 
-// armExpiry (re)starts the timer that closes the connection with 4002 when
-// its token expires.
+// armExpiry (re)schedules the close with 4002 when the token expires.
 func (c *Conn) armExpiry() {
-	c.expiryMu.Lock()
-	defer c.expiryMu.Unlock()
-	if c.expiryTimer != nil {
-		c.expiryTimer.Stop()
-		c.expiryTimer = nil
-	}
+	var at int64
 	if exp := c.claims.ExpiresAt; exp != nil {
-		c.expiryTimer = time.AfterFunc(time.Until(exp.Time), func() {
-			c.Close(protocol.CloseTokenExpired, "token expired")
-		})
+		at = exp.UnixNano()
 	}
+	expiries.set(c, at)
 }

@@ -253,19 +253,16 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		HeartbeatMS:  int(cfg.HeartbeatInterval / time.Millisecond),
 		Limits:       s.deps.Limits,
 	}
-	// Serve on a fresh goroutine and let net/http's connection goroutine
-	// end: its stack has grown through the HTTP server's frames, and every
-	// idle connection would keep it for its whole life.
-	go func() {
-		defer func() {
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-			m.Connections.Dec()
-			s.wg.Done()
-		}()
-		c.Serve(connected)
-	}()
+	// Start returns at once and net/http's connection goroutine ends: an
+	// idle connection holds no goroutine (its stack would be most of what
+	// the connection costs).
+	c.Start(connected, func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		m.Connections.Dec()
+		s.wg.Done()
+	})
 }
 
 // rejectAfterUpgrade sends a close frame on a connection that never became
