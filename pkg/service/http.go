@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/roomcast/roomcast/pkg/httpjson"
 )
 
 // HTTP is a service's HTTP server (API, /healthz, /readyz, /metrics) on a
@@ -18,12 +20,14 @@ type HTTP struct {
 }
 
 // ListenHTTP binds addr (port 0 picks a free port) and serves h on it;
-// headerTimeout bounds reading a request's headers.
-func ListenHTTP(addr string, h http.Handler, headerTimeout time.Duration) (*HTTP, error) {
+// headerTimeout bounds reading a request's headers. A handler's panic is
+// logged on log and answered 500 "internal" (httpjson.Recover).
+func ListenHTTP(log *slog.Logger, addr string, h http.Handler, headerTimeout time.Duration) (*HTTP, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
+	h = httpjson.Recover(log, h)
 	s := &HTTP{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: headerTimeout}, errc: make(chan error, 1)}
 	go func() { s.errc <- s.srv.Serve(ln) }()
 	return s, nil

@@ -116,7 +116,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 
 	go rotateSigningKeys(ctx, st, cfg, log, notify)
 
-	hs, err := service.ListenHTTP(cfg.Addr, api.CORS(mux, origins), 10*time.Second)
+	hs, err := service.ListenHTTP(log, cfg.Addr, api.CORS(mux, origins), 10*time.Second)
 	if err != nil {
 		return err
 	}

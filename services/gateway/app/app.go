@@ -152,7 +152,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		}},
 	)
 
-	hs, err := service.ListenHTTP(cfg.Addr, mux, cfg.HandshakeTimeout)
+	hs, err := service.ListenHTTP(log, cfg.Addr, mux, cfg.HandshakeTimeout)
 	if err != nil {
 		return err
 	}

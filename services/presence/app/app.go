@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 			return nil
 		}},
 	)
-	hs, err := service.ListenHTTP(cfg.Addr, hmux, 10*time.Second)
+	hs, err := service.ListenHTTP(log, cfg.Addr, hmux, 10*time.Second)
 	if err != nil {
 		srv.Shutdown()
 		return err

@@ -109,7 +109,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		observability.Check{Name: "postgres", Func: st.Ping},
 		observability.RedisCheck(rdb),
 	)
-	hs, err := service.ListenHTTP(cfg.Addr, hmux, 10*time.Second)
+	hs, err := service.ListenHTTP(log, cfg.Addr, hmux, 10*time.Second)
 	if err != nil {
 		return err
 	}
