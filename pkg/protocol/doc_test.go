@@ -1,8 +1,10 @@
 package protocol_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -59,5 +61,44 @@ func TestOpenAPIErrorCodesMatchTheCode(t *testing.T) {
 	}
 	for c := range inSpec {
 		t.Errorf("docs/openapi.yaml lists %s, which is not a protocol code", c)
+	}
+}
+
+// TestProtocolDocFramesRoundTrip: every server frame docs/protocol.md
+// shows as JSON decodes with the codec and encodes back to the same JSON,
+// so the examples SDK authors copy are what gateways send.
+func TestProtocolDocFramesRoundTrip(t *testing.T) {
+	b, err := os.ReadFile("../../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, `{"type":"`) {
+			continue
+		}
+		var want any
+		if json.Unmarshal([]byte(line), &want) != nil {
+			continue // an abridged example ("…")
+		}
+		n++
+		f, err := protocol.JSON.DecodeServerFrame([]byte(line))
+		if err != nil {
+			t.Errorf("%s: %v", line, err)
+			continue
+		}
+		out, err := protocol.JSON.AppendServerFrame(nil, &f)
+		if err != nil {
+			t.Errorf("%s: encode: %v", line, err)
+			continue
+		}
+		var got any
+		if err := json.Unmarshal(out, &got); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("docs/protocol.md frame\n  %s\nencodes back as\n  %s", line, out)
+		}
+	}
+	if n < 5 {
+		t.Fatalf("only %d frame examples found in docs/protocol.md", n)
 	}
 }

@@ -46,7 +46,8 @@ export interface ClientOptions {
   /**
    * Returns a fresh token; called on every connect and reconnect (including
    * after close 4002 token_expired) and shortly before the current token
-   * expires. With a static token, 4002 ends the client.
+   * expires. With a static token, 4002 ends the client. An error with
+   * `terminal: true` (UserSession's SessionEndedError) ends it too.
    */
   getToken?: () => string | Promise<string>;
   /** Send the token as ?token= instead of the Sec-WebSocket-Protocol value (default false). */
@@ -535,8 +536,8 @@ export class RoomcastClient extends Emitter<ClientEvents> {
         return;
       case "metrics": {
         if (!this.watched.has(f.room)) return;
-        const { type: _t, ...m } = f;
-        const metrics: RoomMetrics = { room: m.room, members: m.members, clients: m.clients, connections: m.connections, messageRate: m.message_rate, ts: m.ts };
+        const m = f.metrics;
+        const metrics: RoomMetrics = { room: f.room, members: m.members, clients: m.clients, connections: m.connections, messageRate: m.message_rate, ts: f.ts };
         this.rooms.get(f.room)?.metrics.dispatch(metrics);
         this.emit("metrics", metrics);
         return;
@@ -582,6 +583,9 @@ export class RoomcastClient extends Emitter<ClientEvents> {
   private policyFor(err: unknown): RetryPolicy {
     if (err instanceof CloseError) return closePolicy(err.code, !!this.opts.getToken);
     if (err instanceof ClosedError) return "never";
+    // A token source that can never give a token again (a signed-out or
+    // revoked UserSession: SessionEndedError) ends the client.
+    if (err instanceof TokenError && (err.cause as { terminal?: unknown } | undefined)?.terminal === true) return "never";
     return "backoff";
   }
 

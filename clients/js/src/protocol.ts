@@ -110,13 +110,16 @@ export interface PresenceFrame<D = unknown> {
 export interface MetricsFrame {
   type: "metrics";
   room: string;
-  /** Presence: connections present and distinct clients. */
-  members: number;
-  clients: number;
-  /** Connections joined to the room on every gateway. */
-  connections: number;
-  /** Messages per second delivered in the room (last gateway report). */
-  message_rate: number;
+  /** The numbers, in their own object ("members" at the top level is a reply's member list). */
+  metrics: {
+    /** Presence: connections present and distinct clients. */
+    members: number;
+    clients: number;
+    /** Connections joined to the room on every gateway. */
+    connections: number;
+    /** Messages per second delivered in the room (last gateway report). */
+    message_rate: number;
+  };
   ts: number;
 }
 
@@ -260,7 +263,9 @@ export function checkFrame(v: unknown): ServerFrame | null {
       }
       break;
     case "metrics":
-      if (typeof f.room !== "string") throw new FrameError("metrics frame without room");
+      if (typeof f.room !== "string" || typeof f.metrics !== "object" || f.metrics === null) {
+        throw new FrameError("metrics frame without room or metrics");
+      }
       break;
     case "error":
       if (typeof f.error !== "object" || f.error === null) throw new FrameError("error frame without error");

@@ -109,9 +109,9 @@ describe("live room metrics", () => {
       '{"id":8,"op":"metrics.subscribe","room":"chat.lobby","interval_ms":2000}',
     );
     const f = decodeFrame(
-      '{"type":"metrics","room":"chat.lobby","members":12,"clients":9,"connections":14,"message_rate":3.5,"ts":1763900000000}',
+      '{"type":"metrics","room":"chat.lobby","metrics":{"members":12,"clients":9,"connections":14,"message_rate":3.5},"ts":1763900000000}',
     );
-    expect(f).toMatchObject({ type: "metrics", room: "chat.lobby", members: 12, clients: 9, connections: 14, message_rate: 3.5 });
+    expect(f).toMatchObject({ type: "metrics", room: "chat.lobby", metrics: { members: 12, clients: 9, connections: 14, message_rate: 3.5 } });
     expect(() => decodeFrame('{"type":"metrics"}')).toThrow(FrameError);
   });
 });

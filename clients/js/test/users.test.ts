@@ -438,4 +438,45 @@ describe("UserSession", () => {
     expect(e.cause).toBeInstanceOf(SessionEndedError);
     expect(offered).toHaveLength(1);
   });
+
+  it("ends a reconnecting realtime client once the session has ended", async () => {
+    const users = new UsersClient({ authUrl: fake.url, app: "shop" });
+    const s = (await users.signIn("ada@example.com", "pw")).session!;
+    const sockets: AcceptingWebSocket[] = [];
+    // A WebSocket whose gateway accepts the connection (JSON codec).
+    class AcceptingWebSocket implements WebSocketLike {
+      readyState = 0;
+      protocol = "";
+      onopen: ((ev: unknown) => void) | null = null;
+      onmessage: ((ev: { data: unknown }) => void) | null = null;
+      onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+      onerror: ((ev: unknown) => void) | null = null;
+      constructor(_url: string, _protocols?: string | string[]) {
+        sockets.push(this);
+        setTimeout(() => {
+          this.readyState = 1;
+          this.onopen?.({});
+          const hello = { type: "connected", connection_id: "c", session_id: "s", resume_token: "t", client_id: "u", node: "n", heartbeat_ms: 25000 };
+          this.onmessage?.({ data: JSON.stringify(hello) });
+        });
+      }
+      send(): void {}
+      close(): void {
+        this.readyState = 3;
+      }
+      drop(): void {
+        this.readyState = 3;
+        this.onclose?.({ code: 1006, reason: "" });
+      }
+    }
+    const rt = new RoomcastClient({ url: "ws://gateway.test/v1/connect", getToken: s.getToken, WebSocket: AcceptingWebSocket, reconnectBaseDelay: 1, reconnectMaxDelay: 5 });
+    const states: string[] = [];
+    rt.on("state", (st) => states.push(st.state));
+    await rt.connect();
+    await s.signOut();
+    sockets[0]!.drop(); // the network goes; reconnecting needs a token the session can't give
+    await vi.waitFor(() => expect(states.at(-1)).toBe("closed"), { timeout: 2000 });
+    expect(states.filter((st) => st === "reconnecting").length).toBeLessThanOrEqual(1);
+    expect(sockets).toHaveLength(1);
+  });
 });
