@@ -3,13 +3,11 @@ package accounts
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
@@ -18,7 +16,6 @@ import (
 	"github.com/roomcast/roomcast/pkg/testenv"
 	"github.com/roomcast/roomcast/services/auth/authtest"
 	"github.com/roomcast/roomcast/services/auth/internal/mail"
-	"github.com/roomcast/roomcast/services/auth/internal/migrations"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
 )
 
@@ -60,21 +57,8 @@ func TestIDsCodesAndCaps(t *testing.T) {
 
 func newService(t *testing.T) (*Service, *mail.Capture) {
 	t.Helper()
-	url := authtest.Database(t)
+	pool := authtest.Pool(t)
 	ctx := context.Background()
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := migrations.Up(ctx, db, nil); err != nil {
-		t.Fatal(err)
-	}
-	_ = db.Close()
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
 	rdb, prefix := testenv.Redis(t)
 	sealer, _ := seal.New(bytes.Repeat([]byte{7}, 32))
 	st := store.New(pool, sealer)

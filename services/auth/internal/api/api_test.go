@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -22,7 +21,6 @@ import (
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/seal"
 	"github.com/roomcast/roomcast/services/auth/authtest"
-	"github.com/roomcast/roomcast/services/auth/internal/migrations"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
 )
 
@@ -41,21 +39,8 @@ type testServer struct {
 
 func newServer(t *testing.T) *testServer {
 	t.Helper()
-	url := authtest.Database(t)
+	pool := authtest.Pool(t)
 	ctx := context.Background()
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := migrations.Up(ctx, db, nil); err != nil {
-		t.Fatal(err)
-	}
-	_ = db.Close()
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
 	sealer, _ := seal.New(bytes.Repeat([]byte{3}, 32))
 	ts := &testServer{logs: &bytes.Buffer{}, store: store.New(pool, sealer), pool: pool}
 	if _, err := ts.store.RotateSigningKeyIfOlder(ctx, 0, time.Hour); err != nil {

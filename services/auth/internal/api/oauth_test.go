@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
@@ -25,7 +23,6 @@ import (
 	"github.com/roomcast/roomcast/services/auth/authtest"
 	"github.com/roomcast/roomcast/services/auth/authtest/oidctest"
 	"github.com/roomcast/roomcast/services/auth/internal/abuse"
-	"github.com/roomcast/roomcast/services/auth/internal/migrations"
 	"github.com/roomcast/roomcast/services/auth/internal/oauthlogin"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
 )
@@ -48,21 +45,8 @@ type oauthServer struct {
 // callback for provider "corp".
 func newOAuthServer(t *testing.T, limit ...abuse.Rate) *oauthServer {
 	t.Helper()
-	url := authtest.Database(t)
+	pool := authtest.Pool(t)
 	ctx := context.Background()
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := migrations.Up(ctx, db, nil); err != nil {
-		t.Fatal(err)
-	}
-	_ = db.Close()
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
 	sealer, _ := seal.New(bytes.Repeat([]byte{3}, 32))
 	st := store.New(pool, sealer)
 	rdb, prefix := testenv.Redis(t)

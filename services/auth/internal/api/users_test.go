@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pquerna/otp/totp"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -26,7 +24,6 @@ import (
 	"github.com/roomcast/roomcast/services/auth/internal/abuse"
 	"github.com/roomcast/roomcast/services/auth/internal/accounts"
 	"github.com/roomcast/roomcast/services/auth/internal/mail"
-	"github.com/roomcast/roomcast/services/auth/internal/migrations"
 	"github.com/roomcast/roomcast/services/auth/internal/online"
 	"github.com/roomcast/roomcast/services/auth/internal/store"
 )
@@ -52,21 +49,8 @@ var roomy = accounts.Limits{
 
 func newUsersServer(t *testing.T, limits accounts.Limits, policy authapi.UserPolicy) *usersServer {
 	t.Helper()
-	url := authtest.Database(t)
+	pool := authtest.Pool(t)
 	ctx := context.Background()
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := migrations.Up(ctx, db, nil); err != nil {
-		t.Fatal(err)
-	}
-	_ = db.Close()
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
 	rdb, prefix := testenv.Redis(t)
 	sealer, _ := seal.New(bytes.Repeat([]byte{5}, 32))
 	us := &usersServer{mail: &mail.Capture{}, store: store.New(pool, sealer), logs: &usersLog{}}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"database/sql"
 	"errors"
 	"testing"
 	"time"
@@ -15,27 +14,12 @@ import (
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/seal"
 	"github.com/roomcast/roomcast/services/auth/authtest"
-	"github.com/roomcast/roomcast/services/auth/internal/migrations"
 )
 
 // newStore migrates a fresh database and returns a Store over it.
 func newStore(t *testing.T) (*Store, *pgxpool.Pool) {
 	t.Helper()
-	url := authtest.Database(t)
-	ctx := context.Background()
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := migrations.Up(ctx, db, nil); err != nil {
-		t.Fatal(err)
-	}
-	_ = db.Close()
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := authtest.Pool(t)
 	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
