@@ -236,6 +236,24 @@ func (s *Service) codeUser(ctx context.Context, app, email, code string, c Clien
 	return u, err
 }
 
+// redeemCode finds the user of email and uses up their code of purpose:
+// ErrInvalidCredentials for an unknown email, a wrong or void code and a
+// blocked user alike.
+func (s *Service) redeemCode(ctx context.Context, app, email, code, purpose string, c Client) (store.User, error) {
+	u, err := s.codeUser(ctx, app, email, code, c)
+	if err != nil {
+		return store.User{}, err
+	}
+	ok, err := s.checkCode(ctx, u, purpose, code)
+	if err != nil {
+		return store.User{}, err
+	}
+	if !ok || u.BlockedAt != nil {
+		return store.User{}, ErrInvalidCredentials
+	}
+	return u, nil
+}
+
 // SignInWithCode signs in with a mailed sign-in code (which also proves
 // the email).
 func (s *Service) SignInWithCode(ctx context.Context, app, email, code string, c Client) (Result, error) {
@@ -243,16 +261,9 @@ func (s *Service) SignInWithCode(ctx context.Context, app, email, code string, c
 	if err != nil {
 		return Result{}, err
 	}
-	u, err := s.codeUser(ctx, app, email, code, c)
+	u, err := s.redeemCode(ctx, app, email, code, store.PurposeSignIn, c)
 	if err != nil {
 		return Result{}, err
-	}
-	ok, err := s.checkCode(ctx, u, store.PurposeSignIn, code)
-	if err != nil {
-		return Result{}, err
-	}
-	if !ok || u.BlockedAt != nil {
-		return Result{}, ErrInvalidCredentials
 	}
 	if !u.EmailVerified {
 		if u, err = s.st.MarkEmailVerified(ctx, u.ID); err != nil {
@@ -272,16 +283,9 @@ func (s *Service) ConfirmReset(ctx context.Context, app, email, code, pw string,
 	if password.Validate(pw) != nil {
 		return Result{}, ErrWeakPassword
 	}
-	u, err := s.codeUser(ctx, app, email, code, c)
+	u, err := s.redeemCode(ctx, app, email, code, store.PurposeReset, c)
 	if err != nil {
 		return Result{}, err
-	}
-	ok, err := s.checkCode(ctx, u, store.PurposeReset, code)
-	if err != nil {
-		return Result{}, err
-	}
-	if !ok || u.BlockedAt != nil {
-		return Result{}, ErrInvalidCredentials
 	}
 	hash, err := password.Hash(pw, password.Default)
 	if err != nil {
