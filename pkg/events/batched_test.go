@@ -20,7 +20,7 @@ func TestEmitterGroupsBatchedTypes(t *testing.T) {
 	e := events.NewEmitter(rdb, events.EmitterConfig{Prefix: prefix, Consumers: []string{"history"}}, slog.New(slog.DiscardHandler))
 	const n = 40
 	for i := 1; i <= n; i++ {
-		e.Emit(events.TypeMessagePublished, events.PublishedFrom("a", "r", uint64(i), "e", "", "", false, []byte(`{}`), 1))
+		e.Emit(events.TypeMessagePublished, events.PublishedFrom("a", "r", uint64(i), "e", "", "", false, false, []byte(`{}`), 1))
 	}
 	e.Close(context.Background())
 

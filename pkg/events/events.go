@@ -122,16 +122,23 @@ type Published struct {
 	From      string `json:"from,omitempty"`
 	Transient bool   `json:"transient,omitempty"`
 	// Data is the payload's bytes (base64 in JSON: payloads may be binary).
-	Data  []byte `json:"data,omitempty"`
-	Bytes int    `json:"bytes"`
+	Data []byte `json:"data,omitempty"`
+	// Binary marks Data as opaque bytes published as such
+	// (protocol.Message.Binary), not JSON text. It came after version 1
+	// without a version bump: a payload without it is a JSON one, and a
+	// worker that predates it ignores it (reading the bytes as before).
+	Binary bool `json:"binary,omitempty"`
+	Bytes  int  `json:"bytes"`
 	// At is the publishing gateway's timestamp (the message's ts), unix ms.
 	At int64 `json:"at"`
 }
 
 // PublishedFrom builds the payload of message.published for a message.
-func PublishedFrom(app, room string, offset uint64, epoch, event, from string, transient bool, data []byte, at int64) Published {
+// binary is the message's binary mark; it is dropped for empty data, as
+// in protocol.Message.
+func PublishedFrom(app, room string, offset uint64, epoch, event, from string, transient, binary bool, data []byte, at int64) Published {
 	return Published{V: Version, App: app, Room: room, Offset: offset, Epoch: epoch, Event: event, From: from,
-		Transient: transient, Data: data, Bytes: len(data), At: at}
+		Transient: transient, Binary: binary && len(data) > 0, Data: data, Bytes: len(data), At: at}
 }
 
 // PresenceChange is the payload of presence.enter, .update and .leave.

@@ -30,7 +30,7 @@ func TestEmitterEnqueuesOnlyForEnabledConsumers(t *testing.T) {
 		t.Fatal("routes do not follow the enabled consumers")
 	}
 	e.Emit(events.TypePresenceEnter, events.PresenceChange{V: events.Version, App: "a", Room: "r", MemberID: "m", Seq: 1})
-	e.Emit(events.TypeMessagePublished, events.PublishedFrom("a", "r", 1, "e", "", "", false, []byte("x"), 1)) // nobody consumes it
+	e.Emit(events.TypeMessagePublished, events.PublishedFrom("a", "r", 1, "e", "", "", false, false, []byte("x"), 1)) // nobody consumes it
 	e.Close(context.Background())
 
 	insp := asynq.NewInspectorFromRedisClient(rdb)
@@ -88,5 +88,33 @@ func TestDecodeRejectsNewerVersionsAndGarbageWithoutRetry(t *testing.T) {
 	}
 	if err := events.Decode(asynq.NewTask(events.TypePresenceEnter, []byte(`{"v":2}`)), &p); !errors.Is(err, events.ErrVersion) {
 		t.Errorf("newer version: %v, want ErrVersion", err)
+	}
+}
+
+// message.published carries the binary mark of a message; a payload from a
+// gateway that predates the mark (no "binary") is a JSON message, and the
+// mark never sits on empty data.
+func TestPublishedBinaryMark(t *testing.T) {
+	decode := func(t *testing.T, payload []byte) events.Published {
+		t.Helper()
+		var p events.Published
+		if err := events.Decode(asynq.NewTask(events.TypeMessagePublished, payload), &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	task, err := events.NewTask(events.TypeMessagePublished, events.PublishedFrom("a", "r", 1, "e", "", "", false, true, []byte(`{"a":1}`), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := decode(t, task.Payload()); !p.Binary || string(p.Data) != `{"a":1}` || p.Bytes != 7 {
+		t.Fatalf("decoded %+v, want binary {\"a\":1}", p)
+	}
+	old := []byte(`{"v":1,"app":"a","room":"r","offset":1,"epoch":"e","data":"eyJhIjoxfQ==","bytes":7,"at":1}`)
+	if p := decode(t, old); p.Binary || string(p.Data) != `{"a":1}` {
+		t.Fatalf("old payload decoded %+v, want a JSON message", p)
+	}
+	if p := events.PublishedFrom("a", "r", 1, "e", "", "", false, true, nil, 1); p.Binary {
+		t.Fatal("binary mark on empty data")
 	}
 }

@@ -31,12 +31,15 @@ type EpochsResponse struct {
 
 // ArchivedMessage is one archived message on the wire.
 type ArchivedMessage struct {
-	Offset    uint64 `json:"offset"`
-	Epoch     string `json:"epoch"`
-	Event     string `json:"event,omitempty"`
-	From      string `json:"from,omitempty"`
-	Data      []byte `json:"data,omitempty"` // base64
-	Timestamp int64  `json:"ts"`
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
+	Event  string `json:"event,omitempty"`
+	From   string `json:"from,omitempty"`
+	Data   []byte `json:"data,omitempty"` // base64
+	// Binary is the message's binary mark. A history service that
+	// predates it never sends it: readers then guess (see Reader).
+	Binary    bool  `json:"binary,omitempty"`
+	Timestamp int64 `json:"ts"`
 }
 
 // MessagesResponse answers a read.
@@ -120,7 +123,7 @@ func (c *Client) Read(ctx context.Context, r ReadRequest) ([]protocol.Message, e
 	msgs := make([]protocol.Message, len(out.Messages))
 	for i, m := range out.Messages {
 		msgs[i] = protocol.Message{Room: r.Room, Offset: m.Offset, Epoch: m.Epoch, Event: m.Event,
-			From: m.From, Data: m.Data, Timestamp: m.Timestamp}
+			From: m.From, Data: m.Data, Binary: m.Binary && len(m.Data) > 0, Timestamp: m.Timestamp}
 	}
 	return msgs, nil
 }

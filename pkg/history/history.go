@@ -12,12 +12,14 @@ package history
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/roomcast/roomcast/pkg/envelope"
 	"github.com/roomcast/roomcast/pkg/protocol"
@@ -232,6 +234,7 @@ func (r *Reader) epochPage(ctx context.Context, q Query, epoch string, lo, hi ui
 	if err != nil {
 		return nil, err
 	}
+	markLegacyBinary(arch)
 	if head == nil {
 		return arch, nil
 	}
@@ -269,7 +272,8 @@ func (r *Reader) epochPage(ctx context.Context, q Query, epoch string, lo, hi ui
 			continue
 		}
 		if m, ok := byOffset[e.Offset]; ok {
-			// The archive keeps no binary mark; the stream does.
+			// The archive's mark and the stream's agree, except on rows
+			// archived before the archive kept marks: the stream knows.
 			if env.Binary && !m.Binary && len(m.Data) > 0 {
 				m.Binary = true
 				byOffset[e.Offset] = m
@@ -296,6 +300,22 @@ func (r *Reader) epochPage(ctx context.Context, q Query, epoch string, lo, hi ui
 		merged = merged[:n]
 	}
 	return merged, nil
+}
+
+// markLegacyBinary marks archived messages binary whose data is not UTF-8
+// JSON text. The archive keeps each message's binary mark, but rows
+// archived before it did (and by a history service or gateway that
+// predates it) say JSON for every message; data published as JSON is
+// always valid JSON, so anything else was published as bytes. (Such an old
+// binary payload that happens to be JSON text cannot be told apart: it
+// reads as JSON.)
+func markLegacyBinary(msgs []protocol.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		if !m.Binary && len(m.Data) > 0 && (!utf8.Valid(m.Data) || !json.Valid(m.Data)) {
+			m.Binary = true
+		}
+	}
 }
 
 // ProtocolError maps a Query's error to the protocol's (nil for nil): bad

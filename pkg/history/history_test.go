@@ -162,3 +162,64 @@ func TestQueryRejectsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// Messages that left the recovery stream keep the archive's binary mark,
+// bytes that are valid JSON text included; rows archived before the mark
+// existed read as binary when their data is not UTF-8 JSON.
+func TestReaderKeepsArchivedBinaryMark(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	log := roomlog.New(rdb, roomlog.Config{Prefix: prefix, StreamSize: 2})
+	ctx := context.Background()
+	looksJSON, raw := []byte(`{"a":1}`), []byte{0, 0xff}
+	sent := []envelope.Envelope{
+		{Binary: true, Data: looksJSON},
+		{Data: looksJSON},
+		{Binary: true, Data: raw}, // archived before the mark: no mark in the archive
+	}
+	// The stream trims whole blocks of entries: enough follow to push the
+	// first three out of it, the last one binary JSON text.
+	for i := range 250 {
+		sent = append(sent, envelope.Envelope{Data: fmt.Appendf(nil, `{"i":%d}`, i)})
+	}
+	sent = append(sent, envelope.Envelope{Binary: true, Data: looksJSON})
+	var live string
+	for i, e := range sent {
+		e.App, e.Room, e.Timestamp = "a", "r", int64(1000+i)
+		pos, _, err := log.Append(ctx, "a", "r", e.Marshal(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		live = pos.Epoch
+	}
+	if _, err := log.Range(ctx, "a", "r", live, 1, 3); !errors.Is(err, roomlog.ErrTruncated) {
+		t.Fatalf("offsets 1-3 still in the stream: %v", err)
+	}
+	arch := &memArchive{order: []string{"00aa", live}, epochs: map[string][]protocol.Message{
+		"00aa": {
+			{Offset: 1, Epoch: "00aa", Data: looksJSON, Binary: true},
+			{Offset: 2, Epoch: "00aa", Data: raw},
+			{Offset: 3, Epoch: "00aa", Data: looksJSON},
+		},
+	}}
+	for i, e := range sent[:3] {
+		arch.epochs[live] = append(arch.epochs[live], protocol.Message{Offset: uint64(i + 1), Epoch: live, Data: e.Data,
+			Binary: e.Binary && i != 2, Timestamp: int64(1000 + i)})
+	}
+	p, err := history.NewReader(arch, history.NewRedisStream(rdb, log)).Query(ctx, history.Query{App: "a", Room: "r", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[key]bool{}
+	for _, m := range p.Messages {
+		got[key{m.Epoch, m.Offset}] = m.Binary
+	}
+	last := uint64(len(sent))
+	for k, want := range map[key]bool{
+		{"00aa", 1}: true, {"00aa", 2}: true, {"00aa", 3}: false,
+		{live, 1}: true, {live, 2}: false, {live, 3}: true, {live, last - 1}: false, {live, last}: true,
+	} {
+		if b, ok := got[k]; !ok || b != want {
+			t.Errorf("epoch %s offset %d: binary %v (present %v), want %v", k.epoch, k.offset, b, ok, want)
+		}
+	}
+}

@@ -27,7 +27,7 @@ func BenchmarkHistoryArchive(b *testing.B) {
 	now := time.Now().UnixMilli()
 	for i := 0; i < total; i++ {
 		room := fmt.Sprintf("room-%02d", i%100)
-		em.Emit(events.TypeMessagePublished, events.PublishedFrom(env.Key.App, room, uint64(i/100+1), "5d1c9e0a7b2f4e11", "msg", "alice", false, data, now))
+		em.Emit(events.TypeMessagePublished, events.PublishedFrom(env.Key.App, room, uint64(i/100+1), "5d1c9e0a7b2f4e11", "msg", "alice", false, false, data, now))
 	}
 	em.Close(context.Background())
 	if s := em.Stats(); s.Enqueued != uint64(total) {

@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	var published func(*envelope.Envelope)
 	if emitter.Wants(events.TypeMessagePublished) {
 		published = func(e *envelope.Envelope) {
-			emitter.Emit(events.TypeMessagePublished, events.PublishedFrom(e.App, e.Room, e.Offset, e.Epoch, e.Event, e.From, e.Transient, e.Data, e.Timestamp))
+			emitter.Emit(events.TypeMessagePublished, events.PublishedFrom(e.App, e.Room, e.Offset, e.Epoch, e.Event, e.From, e.Transient, e.Binary, e.Data, e.Timestamp))
 		}
 	}
 	published = countPublished(m, published)

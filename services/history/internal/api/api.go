@@ -86,7 +86,8 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) {
 	}
 	out := history.MessagesResponse{Messages: make([]history.ArchivedMessage, len(msgs))}
 	for i, m := range msgs {
-		out.Messages[i] = history.ArchivedMessage{Offset: m.Offset, Epoch: m.Epoch, Event: m.Event, From: m.From, Data: m.Data, Timestamp: m.Timestamp}
+		out.Messages[i] = history.ArchivedMessage{Offset: m.Offset, Epoch: m.Epoch, Event: m.Event, From: m.From, Data: m.Data,
+			Binary: m.Binary, Timestamp: m.Timestamp}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

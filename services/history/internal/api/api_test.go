@@ -20,11 +20,12 @@ func (f *fakeReader) Epochs(context.Context, string, string) ([]string, error) {
 
 func (f *fakeReader) Read(_ context.Context, r history.ReadRequest) ([]protocol.Message, error) {
 	f.got = r
-	return []protocol.Message{{Offset: 7, Epoch: r.Epoch, Data: []byte(`{"a":1}`), Timestamp: 5}}, nil
+	return []protocol.Message{{Offset: 7, Epoch: r.Epoch, Data: []byte(`{"a":1}`), Timestamp: 5},
+		{Offset: 8, Epoch: r.Epoch, Data: []byte(`{"a":1}`), Binary: true, Timestamp: 6}}, nil
 }
 
 // The read API answers only the service token, validates reads, and its
-// client (pkg/history.Client) reads what it serves.
+// client (pkg/history.Client) reads what it serves, binary marks included.
 func TestReadAPI(t *testing.T) {
 	fr := &fakeReader{}
 	srv := httptest.NewServer(mux(api.New(fr, "service-token-0123456789", slog.New(slog.DiscardHandler))))
@@ -38,8 +39,11 @@ func TestReadAPI(t *testing.T) {
 	}
 	req := history.ReadRequest{App: "a", Room: "r/x y", Epoch: "e1", Min: 3, Max: 1<<64 - 1, Start: 1, End: 9, Backward: true, Limit: 101}
 	msgs, err := c.Read(ctx, req)
-	if err != nil || len(msgs) != 1 || msgs[0].Offset != 7 || string(msgs[0].Data) != `{"a":1}` || msgs[0].Room != "r/x y" {
+	if err != nil || len(msgs) != 2 || msgs[0].Offset != 7 || string(msgs[0].Data) != `{"a":1}` || msgs[0].Room != "r/x y" || msgs[0].Binary {
 		t.Fatalf("read %+v, %v", msgs, err)
+	}
+	if m := msgs[1]; m.Offset != 8 || !m.Binary || string(m.Data) != `{"a":1}` {
+		t.Fatalf("binary message read as %+v", m)
 	}
 	if fr.got != req {
 		t.Fatalf("server read %+v, want %+v", fr.got, req)

@@ -24,7 +24,9 @@ type Row struct {
 	TS               int64 // unix milliseconds
 	Event, Sender    string
 	Data             []byte
-	ExpiresAt        time.Time
+	// Binary is the message's binary mark (protocol.Message.Binary).
+	Binary    bool
+	ExpiresAt time.Time
 }
 
 // Store reads and writes the archive.
@@ -62,6 +64,7 @@ func (s *Store) Insert(ctx context.Context, rows []Row) (int64, error) {
 	offs, tss := make([]int64, n), make([]int64, n)
 	evs, senders := make([]string, n), make([]string, n)
 	data := make([][]byte, n)
+	bins := make([]bool, n)
 	exps := make([]time.Time, n)
 	type ek struct{ app, room, epoch string }
 	type ev struct {
@@ -74,6 +77,7 @@ func (s *Store) Insert(ctx context.Context, rows []Row) (int64, error) {
 		apps[i], rooms[i], epochs[i] = r.App, r.Room, r.Epoch
 		offs[i], tss[i] = int64(r.Offset), r.TS //nolint:gosec // offsets stay far below 2^63
 		evs[i], senders[i], data[i], exps[i] = r.Event, r.Sender, r.Data, r.ExpiresAt
+		bins[i] = r.Binary && len(r.Data) > 0
 		if data[i] == nil {
 			data[i] = []byte{}
 		}
@@ -112,10 +116,10 @@ WHERE EXCLUDED.first_ts < history_epochs.first_ts OR EXCLUDED.expires_at > histo
 			return fmt.Errorf("store: epochs: %w", err)
 		}
 		tag, err := tx.Exec(ctx, `
-INSERT INTO history_messages (app, room, epoch, msg_offset, ts, event, sender, data, expires_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bytea[], $9::timestamptz[])
+INSERT INTO history_messages (app, room, epoch, msg_offset, ts, event, sender, data, expires_at, is_binary)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bytea[], $9::timestamptz[], $10::boolean[])
 ON CONFLICT (app, room, epoch, msg_offset) DO NOTHING`,
-			apps, rooms, epochs, offs, tss, evs, senders, data, exps)
+			apps, rooms, epochs, offs, tss, evs, senders, data, exps, bins)
 		if err != nil {
 			return fmt.Errorf("store: messages: %w", err)
 		}
@@ -151,7 +155,7 @@ func (s *Store) Read(ctx context.Context, r history.ReadRequest) ([]protocol.Mes
 		dir = "DESC"
 	}
 	rows, err := s.db.Query(ctx, `
-SELECT msg_offset, ts, event, sender, data FROM history_messages
+SELECT msg_offset, ts, event, sender, data, is_binary FROM history_messages
 WHERE app = $1 AND room = $2 AND epoch = $3 AND msg_offset BETWEEN $4 AND $5 AND ts BETWEEN $6 AND $7
 ORDER BY msg_offset `+dir+` LIMIT $8`,
 		r.App, r.Room, r.Epoch, int64(lo), int64(hi), r.Start, end, r.Limit) //nolint:gosec // clamped above
@@ -163,10 +167,11 @@ ORDER BY msg_offset `+dir+` LIMIT $8`,
 	for rows.Next() {
 		m := protocol.Message{Room: r.Room, Epoch: r.Epoch}
 		var off int64
-		if err := rows.Scan(&off, &m.Timestamp, &m.Event, &m.From, &m.Data); err != nil {
+		if err := rows.Scan(&off, &m.Timestamp, &m.Event, &m.From, &m.Data, &m.Binary); err != nil {
 			return nil, fmt.Errorf("store: read: %w", err)
 		}
 		m.Offset = uint64(off) //nolint:gosec // never negative
+		m.Binary = m.Binary && len(m.Data) > 0
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {

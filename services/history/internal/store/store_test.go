@@ -111,3 +111,34 @@ func TestDeleteExpiredDeletesExactlyTheExpired(t *testing.T) {
 		t.Fatalf("epoch with messages deleted: %v", eps)
 	}
 }
+
+// A message's binary mark is archived and read back: bytes published as
+// binary stay binary even when they are valid JSON text, JSON stays JSON,
+// and empty data is never marked.
+func TestBinaryMarkRoundTrips(t *testing.T) {
+	st, pool := newStore(t)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	in := []store.Row{
+		{App: "a", Room: "r", Epoch: "e", Offset: 1, TS: 1, Data: []byte(`{"a":1}`), Binary: true, ExpiresAt: exp},
+		{App: "a", Room: "r", Epoch: "e", Offset: 2, TS: 2, Data: []byte(`{"a":1}`), ExpiresAt: exp},
+		{App: "a", Room: "r", Epoch: "e", Offset: 3, TS: 3, Data: []byte{0, 0xff}, Binary: true, ExpiresAt: exp},
+		{App: "a", Room: "r", Epoch: "e", Offset: 4, TS: 4, Binary: true, ExpiresAt: exp},
+	}
+	if n, err := st.Insert(ctx, in); err != nil || n != 4 {
+		t.Fatalf("insert: %d, %v", n, err)
+	}
+	msgs, err := st.Read(ctx, history.ReadRequest{App: "a", Room: "r", Epoch: "e", Min: 1, Max: 10, Limit: 10})
+	if err != nil || len(msgs) != 4 {
+		t.Fatalf("read %+v, %v", msgs, err)
+	}
+	for i, want := range []bool{true, false, true, false} {
+		if m := msgs[i]; m.Binary != want || string(m.Data) != string(in[i].Data) {
+			t.Errorf("offset %d: binary %v data %q, want binary %v data %q", m.Offset, m.Binary, m.Data, want, in[i].Data)
+		}
+	}
+	var marked int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM history_messages WHERE is_binary`).Scan(&marked); err != nil || marked != 2 {
+		t.Fatalf("%d rows marked binary (%v), want 2", marked, err)
+	}
+}

@@ -115,7 +115,7 @@ func (w *Worker) archive(ctx context.Context, payloads [][]byte) error {
 		}
 		rows = append(rows, store.Row{
 			App: m.App, Room: m.Room, Epoch: m.Epoch, Offset: m.Offset, TS: m.At,
-			Event: m.Event, Sender: m.From, Data: m.Data,
+			Event: m.Event, Sender: m.From, Data: m.Data, Binary: m.Binary,
 			ExpiresAt: time.UnixMilli(m.At).Add(w.retention(m.App)),
 		})
 	}
