@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/sdk/client"
 	"github.com/roomcast/roomcast/pkg/sdk/rest"
 	"github.com/roomcast/roomcast/pkg/testenv"
@@ -445,4 +447,77 @@ func TestWebhooksRoomOccupancyOverTwoGateways(t *testing.T) {
 func execOut(bin string, args ...string) (string, error) {
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	return string(out), err
+}
+
+// message.published follows the message's binary mark: bytes published as
+// binary arrive as data_base64, even when they happen to be JSON text, and
+// JSON payloads as data, whichever subprotocol published them.
+func TestWebhooksBinaryMessages(t *testing.T) {
+	p := newWebhooksPlatform(t, 1)
+	msgs := newReceiver(t)
+	p.endpoint(t, msgs, webhooks.MessagePublished)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	looksJSON, raw := []byte(`{"a":1}`), []byte{0, 0xff, 0xc3, 0x28}
+	type sent struct {
+		data   []byte
+		binary bool
+	}
+	want := map[string]sent{ // by event name
+		"bin-json": {looksJSON, true}, "bin-raw": {raw, true}, "json": {looksJSON, false}}
+	for i, codec := range []protocol.Codec{protocol.JSON, protocol.Msgpack} {
+		c, err := client.Dial(ctx, client.Config{URL: p.gateways[0].WSURL(), Token: p.env.Token(t, "pub", presenceCaps(), time.Hour), Codec: codec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ev, s := range want {
+			opts := []client.PublishOption{client.WithEvent(ev)}
+			if s.binary {
+				opts = append(opts, client.Binary())
+			}
+			if _, err := c.Publish(ctx, fmt.Sprintf("bin%d", i), s.data, opts...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = c.Close()
+	}
+	events := func() []webhooks.Event {
+		var out []webhooks.Event
+		for _, q := range msgs.snapshot() {
+			out = append(out, q.events...)
+		}
+		return out
+	}
+	testenv.WaitFor(t, time.Minute, "every message delivered", func() bool { return len(events()) >= 2*len(want) })
+	seen := map[string]bool{}
+	for _, e := range events() {
+		var d struct {
+			Event      string          `json:"event"`
+			Data       json.RawMessage `json:"data"`
+			DataBase64 *[]byte         `json:"data_base64"`
+		}
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			t.Fatalf("event data %s: %v", e.Data, err)
+		}
+		s, ok := want[d.Event]
+		if !ok {
+			t.Fatalf("unexpected event %s", e.Data)
+		}
+		seen[e.Room+"/"+d.Event] = true
+		if s.binary {
+			if d.Data != nil || d.DataBase64 == nil || !bytes.Equal(*d.DataBase64, s.data) {
+				t.Errorf("%s %s: %s; want data_base64 of %q and no data", e.Room, d.Event, e.Data, s.data)
+			}
+		} else if d.DataBase64 != nil || string(d.Data) != string(s.data) {
+			t.Errorf("%s %s: %s; want data %s and no data_base64", e.Room, d.Event, e.Data, s.data)
+		}
+	}
+	if len(seen) != 2*len(want) {
+		t.Fatalf("delivered %v, want each event in both rooms", seen)
+	}
+	msgs.mu.Lock()
+	defer msgs.mu.Unlock()
+	if msgs.bad != 0 {
+		t.Fatalf("%d requests failed verification", msgs.bad)
+	}
 }

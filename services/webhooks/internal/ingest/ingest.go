@@ -156,10 +156,15 @@ func (in *Ingester) events(ctx context.Context, t *asynq.Task) ([]webhooks.Event
 		if !p.Transient {
 			data["offset"], data["epoch"] = p.Offset, p.Epoch
 		}
-		if json.Valid(p.Data) {
-			data["data"] = json.RawMessage(p.Data)
-		} else {
+		switch {
+		case len(p.Data) == 0:
+		case p.Binary || !json.Valid(p.Data):
+			// Bytes published as binary, even when they happen to be JSON
+			// text. (Unmarked data that is not JSON comes from a gateway
+			// that predates the mark: it was published as bytes.)
 			data["data_base64"] = p.Data
+		default:
+			data["data"] = json.RawMessage(p.Data)
 		}
 		id := eventID(webhooks.MessagePublished, p.App, p.Room, p.Epoch, strconv.FormatUint(p.Offset, 10))
 		if p.Transient || p.Offset == 0 {
