@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/pkg/sdk/rest"
 	"github.com/roomcast/roomcast/tests/harness"
 )
 
@@ -95,5 +99,36 @@ func TestUsersCLI(t *testing.T) {
 	}
 	if _, err := e.roomcast(t, "users", "show", "--app", e.app, "u-nobody"); err == nil || !strings.Contains(err.Error(), "not_found") {
 		t.Fatalf("show of an unknown user: %v", err)
+	}
+
+	// The app's backend: the REST SDK with an API key that has admin on *.
+	out, err = e.roomcast(t, "keys", "create", "--app", e.app, "--cap", "*=admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdk, err := rest.New(rest.Config{AuthURL: e.auth.HTTPURL(), APIKey: strings.TrimSpace(out)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	u, err := sdk.User(ctx, uid)
+	if err != nil || u.ID != uid || u.Online == nil || *u.Online || u.Blocked == nil || *u.Blocked {
+		t.Fatalf("rest User: %+v, %v", u, err)
+	}
+	page, err := sdk.Users(ctx, "", 10)
+	if err != nil || len(page.Users) != 1 || page.Users[0].ID != uid {
+		t.Fatalf("rest Users: %+v, %v", page, err)
+	}
+	if u, err := sdk.BlockUser(ctx, uid); err != nil || u.Blocked == nil || !*u.Blocked {
+		t.Fatalf("rest BlockUser: %+v, %v", u, err)
+	}
+	if u, err := sdk.UnblockUser(ctx, uid); err != nil || u.Blocked == nil || *u.Blocked {
+		t.Fatalf("rest UnblockUser: %+v, %v", u, err)
+	}
+	// The key of the first part has no admin: refused.
+	narrow, _ := rest.New(rest.Config{AuthURL: e.auth.HTTPURL(), APIKey: key.String()})
+	var re *rest.Error
+	if _, err := narrow.User(ctx, uid); !errors.As(err, &re) || re.Code != string(protocol.CodeForbidden) {
+		t.Fatalf("rest User with a key without admin: %v", err)
 	}
 }

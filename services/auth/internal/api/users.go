@@ -46,6 +46,7 @@ func (a *API) mountUsers(mux *http.ServeMux) {
 		a.userRoute(mux, "POST "+p+"/oauth/exchange", a.oauthExchange)
 	}
 	a.mountUsersAdmin(mux)
+	a.mountUsersForApps(mux)
 }
 
 func (a *API) userRoute(mux *http.ServeMux, pattern string, h userHandler) {

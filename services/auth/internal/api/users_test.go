@@ -15,6 +15,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/auth/token"
@@ -37,6 +38,8 @@ type usersServer struct {
 	key    authapi.Key
 	logs   *usersLog
 	online *online.Tracker
+	rdb    *redis.Client
+	prefix string
 }
 
 // roomy limits: none of the tests below reaches them unless it means to.
@@ -53,7 +56,7 @@ func newUsersServer(t *testing.T, limits accounts.Limits, policy authapi.UserPol
 	ctx := context.Background()
 	rdb, prefix := testenv.Redis(t)
 	sealer, _ := seal.New(bytes.Repeat([]byte{5}, 32))
-	us := &usersServer{mail: &mail.Capture{}, store: store.New(pool, sealer), logs: &usersLog{}}
+	us := &usersServer{mail: &mail.Capture{}, store: store.New(pool, sealer), logs: &usersLog{}, rdb: rdb, prefix: prefix}
 	if _, err := us.store.RotateSigningKeyIfOlder(ctx, 0, time.Hour); err != nil {
 		t.Fatal(err)
 	}
