@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	"github.com/roomcast/roomcast/pkg/protocol"
+	"github.com/roomcast/roomcast/pkg/roomlog"
 	"github.com/roomcast/roomcast/pkg/sdk/client"
 	"github.com/roomcast/roomcast/pkg/testenv"
 	"github.com/roomcast/roomcast/tests/harness"
@@ -429,15 +431,17 @@ func TestMsgpackBadInput(t *testing.T) {
 
 // TestBinaryPayloadsInHistory reads binary payloads back from history on
 // both subprotocols and over REST, once they have left the room's recovery
-// stream and live only in the archive (which keeps no binary mark: a
-// payload that is not UTF-8 JSON text comes back binary).
+// stream and live only in the archive, which keeps their binary mark: bytes
+// that happen to be valid JSON text come back binary too.
 func TestBinaryPayloadsInHistory(t *testing.T) {
 	t.Parallel()
 	env := harness.NewEnv(t)
 	h := env.History(t, "hist-mp")
-	gw := historyGateway(t, env, "gw-hist-mp", h) // recovery stream: the last 50 messages
+	// Recovery stream: about the last 50 messages (Redis trims it in
+	// blocks of 100 entries). The rate limit would refuse a fast publisher.
+	gw := historyGateway(t, env, "gw-hist-mp", h, "GATEWAY_RATE=100000", "GATEWAY_BURST=100000")
 	caps := token.Capabilities{"h.*": {token.OpJoin, token.OpPublish, token.OpHistory}}
-	const room, jsonCount = "h.bytes", 60
+	const room, jsonCount = "h.bytes", 200
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -446,7 +450,14 @@ func TestBinaryPayloadsInHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Publish(ctx, room, binaryPayload, client.Binary()); err != nil {
+	first, err := c.Publish(ctx, room, binaryPayload, client.Binary())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bytes that are JSON text, published as bytes, that will live only in
+	// the archive.
+	archivedJSONLooking := []byte(`{"a":1}`)
+	if _, err := c.Publish(ctx, room, archivedJSONLooking, client.Binary()); err != nil {
 		t.Fatal(err)
 	}
 	for i := range jsonCount {
@@ -454,16 +465,23 @@ func TestBinaryPayloadsInHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Bytes that happen to be JSON text, still in the recovery stream: the
-	// stream's mark wins over the archive's row.
+	// Bytes that happen to be JSON text, still in the recovery stream (its
+	// mark and the archive's agree).
 	jsonLooking := []byte(`[1,2]`)
 	if _, err := c.Publish(ctx, room, jsonLooking, client.Binary()); err != nil {
 		t.Fatal(err)
 	}
-	const total = jsonCount + 2
+	const total = jsonCount + 3
 	testenv.WaitFor(t, 30*time.Second, "archived", func() bool {
 		return archived(t, env, "room = $1", room) == total
 	})
+	if n := archived(t, env, "room = $1 AND is_binary", room); n != 3 {
+		t.Fatalf("%d archived rows marked binary, want 3", n)
+	}
+	stream := roomlog.New(env.Redis, roomlog.Config{Prefix: env.RedisPrefix})
+	if _, err := stream.Range(ctx, env.Key.App, room, first.Epoch, 1, 2); !errors.Is(err, roomlog.ErrTruncated) {
+		t.Fatalf("offsets 1 and 2 are still in the recovery stream (%v): the archive's mark is not what this reads", err)
+	}
 
 	check := func(t *testing.T, msgs []protocol.Message) {
 		t.Helper()
@@ -473,8 +491,14 @@ func TestBinaryPayloadsInHistory(t *testing.T) {
 		if m := msgs[0]; m.Offset != 1 || !m.Binary || !bytes.Equal(m.Data, binaryPayload) {
 			t.Fatalf("first message %+v, want the binary payload", m)
 		}
-		if m := msgs[jsonCount]; m.Binary || string(m.Data) != `{"i":59}` {
-			t.Fatalf("message %d: %+v", jsonCount, m)
+		if m := msgs[1]; m.Offset != 2 || !m.Binary || !bytes.Equal(m.Data, archivedJSONLooking) {
+			t.Fatalf("second message %+v, want binary %q", m, archivedJSONLooking)
+		}
+		if m := msgs[2]; m.Binary || string(m.Data) != `{"i":0}` {
+			t.Fatalf("message 2: %+v", m)
+		}
+		if m := msgs[jsonCount+1]; m.Binary || string(m.Data) != `{"i":199}` {
+			t.Fatalf("message %d: %+v", jsonCount+1, m)
 		}
 		if m := msgs[total-1]; !m.Binary || !bytes.Equal(m.Data, jsonLooking) {
 			t.Fatalf("last message %+v, want binary %q", m, jsonLooking)
@@ -483,7 +507,7 @@ func TestBinaryPayloadsInHistory(t *testing.T) {
 	for _, codec := range []protocol.Codec{protocol.Msgpack, protocol.JSON} {
 		t.Run(codec.Subprotocol(), func(t *testing.T) {
 			r := connectCodec(t, gw.WSURL(), env.Token(t, "reader", caps, time.Hour), codec)
-			send(t, r, codec, protocol.Command{ID: 1, Op: protocol.OpHistory, Room: room, Limit: 100, History: &protocol.HistoryQuery{}})
+			send(t, r, codec, protocol.Command{ID: 1, Op: protocol.OpHistory, Room: room, Limit: 1000, History: &protocol.HistoryQuery{}})
 			f := r.ReadServer()
 			if f.Reply == nil || f.Reply.Error != nil {
 				t.Fatalf("history reply %+v", f.Reply)
@@ -492,7 +516,7 @@ func TestBinaryPayloadsInHistory(t *testing.T) {
 		})
 	}
 	t.Run("REST", func(t *testing.T) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, gw.HTTPURL()+"/v1/rooms/"+room+"/messages?limit=100", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, gw.HTTPURL()+"/v1/rooms/"+room+"/messages?limit=1000", nil)
 		req.Header.Set("Authorization", "Bearer "+env.Key.String())
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -517,8 +541,11 @@ func TestBinaryPayloadsInHistory(t *testing.T) {
 		if first.Encoding != protocol.EncodingBase64 || string(first.Data) != want {
 			t.Fatalf("first message: data %s, encoding %q; want %s, base64", first.Data, first.Encoding, want)
 		}
-		if m := page.Messages[jsonCount]; m.Encoding != "" || string(m.Data) != `{"i":59}` {
-			t.Fatalf("message %d: %s %q", jsonCount, m.Data, m.Encoding)
+		if m := page.Messages[1]; m.Encoding != protocol.EncodingBase64 || string(m.Data) != `"`+base64.StdEncoding.EncodeToString(archivedJSONLooking)+`"` {
+			t.Fatalf("second message: %s %q, want base64 of %q", m.Data, m.Encoding, archivedJSONLooking)
+		}
+		if m := page.Messages[jsonCount+1]; m.Encoding != "" || string(m.Data) != `{"i":199}` {
+			t.Fatalf("message %d: %s %q", jsonCount+1, m.Data, m.Encoding)
 		}
 		if last := page.Messages[total-1]; last.Encoding != protocol.EncodingBase64 || string(last.Data) != `"`+base64.StdEncoding.EncodeToString(jsonLooking)+`"` {
 			t.Fatalf("last message: %s %q", last.Data, last.Encoding)

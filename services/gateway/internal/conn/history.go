@@ -51,11 +51,9 @@ func (c *Conn) history(cmd *protocol.Command) {
 }
 
 // markBinary flags messages whose data is not UTF-8 JSON as binary. The
-// archive in PostgreSQL keeps no binary flag (the recovery stream does), and
-// data published as JSON is always valid JSON: anything else was published
-// as bytes. Without this, one such message would make the JSON codec refuse
-// the whole page. (Archived binary payloads that happen to be valid JSON
-// text come back as JSON: docs/protocol.md, "Binary payloads".)
+// reader (pkg/history) already does, for rows archived before the archive
+// kept binary marks; this guards the JSON codec, which would refuse the
+// whole page for one unmarked message that is not JSON.
 func markBinary(msgs []protocol.Message) {
 	for i := range msgs {
 		m := &msgs[i]

@@ -92,8 +92,9 @@ func (a *API) historyGet(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case len(m.Data) == 0:
 		case m.Binary || !utf8.Valid(m.Data) || !json.Valid(m.Data):
-			// As on the JSON subprotocol: binary payloads (and archived
-			// ones, which lost their mark but are not JSON) in base64.
+			// As on the JSON subprotocol: binary payloads in base64. (The
+			// reader marks every payload that is not JSON; unmarked data
+			// that is not JSON would make an invalid page.)
 			b, _ := json.Marshal(base64.StdEncoding.EncodeToString(m.Data))
 			out.Messages[i].Data, out.Messages[i].Encoding = b, protocol.EncodingBase64
 		default:
