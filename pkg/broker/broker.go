@@ -243,9 +243,10 @@ func (b *Broker) Ready() bool {
 }
 
 // OnReconnect registers f to run after every re-established connection,
-// once the queue, all bindings and the consumer are restored (not after the
-// first connect). Messages routed while the node was disconnected are lost
-// from its queue, so the gateway re-syncs its rooms from Redis here. The
+// once the queue, all bindings and the consumer are restored — and after
+// the first connect if shards were subscribed before it. Messages routed
+// while the node was disconnected (or not yet connected) are lost from its
+// queue, so the gateway re-syncs its rooms from Redis here. The
 // callbacks run one after another on the broker's connection goroutine:
 // they must return promptly and must not call Close.
 func (b *Broker) OnReconnect(f func()) {

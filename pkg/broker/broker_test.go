@@ -291,8 +291,12 @@ func TestStartWhileUnavailable(t *testing.T) {
 	}
 	publish(t, a, 4, "late")
 	testenv.WaitFor(t, 5*time.Second, "delivery after connect", func() bool { return a.rec.has(4, "late") })
-	if reconnects.Load() != 0 || a.Stats().Reconnects != 0 {
-		t.Fatal("OnReconnect fired for the first connect")
+	// Shard 4 was subscribed before the first connect, so what was routed
+	// to it before the binding missed the node: the callbacks (the
+	// gateway's re-sync from Redis) run once, though it is no reconnect.
+	testenv.WaitFor(t, 5*time.Second, "OnReconnect after a first connect with deferred bindings", func() bool { return reconnects.Load() == 1 })
+	if a.Stats().Reconnects != 0 {
+		t.Fatalf("Stats.Reconnects = %d after the first connect", a.Stats().Reconnects)
 	}
 	if a.Stats().Failed != 1 {
 		t.Errorf("Stats.Failed = %d; want 1", a.Stats().Failed)

@@ -24,6 +24,9 @@ type session struct {
 	// bound is the set of shards bound on this connection's queue;
 	// guarded by Broker.topo.
 	bound map[int]bool
+	// setupBound is how many shards the connect bound from interests
+	// recorded before it (written once, before the session is returned).
+	setupBound int
 
 	failOnce sync.Once
 	dead     chan struct{} // closed by fail
@@ -83,14 +86,20 @@ func (b *Broker) run() {
 		if everConnected {
 			b.stats.reconnects.Add(1)
 			b.log.Info("rabbitmq reconnected")
+		} else {
+			b.log.Info("rabbitmq connected", "queue", b.queue)
+		}
+		// Shards subscribed while there was no connection were bound only
+		// now: what was routed to them meanwhile missed this node. That is
+		// every reconnect, and a first connect that came after the first
+		// Subscribe (a gateway takes connections before RabbitMQ answers).
+		if everConnected || s.setupBound > 0 {
 			b.mu.Lock()
 			fs := append([]func(){}, b.reconnectFs...)
 			b.mu.Unlock()
 			for _, f := range fs {
 				f()
 			}
-		} else {
-			b.log.Info("rabbitmq connected", "queue", b.queue)
 		}
 		everConnected = true
 
@@ -237,6 +246,7 @@ func (b *Broker) setup(s *session) error {
 		return fmt.Errorf("re-bind %d shards: %w", len(s.bound), err)
 	}
 	b.stats.binds.Add(uint64(len(s.bound)))
+	s.setupBound = len(s.bound)
 	deliveries, err := topo.Consume(b.queue, b.queue, false, true, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", b.queue, err)
