@@ -11,11 +11,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/roomcast/roomcast/pkg/clientip"
 	"github.com/roomcast/roomcast/pkg/events"
 	"github.com/roomcast/roomcast/pkg/observability"
 	"github.com/roomcast/roomcast/pkg/seal"
 	"github.com/roomcast/roomcast/services/auth/config"
-	"github.com/roomcast/roomcast/services/auth/internal/abuse"
 	"github.com/roomcast/roomcast/services/auth/internal/accounts"
 	"github.com/roomcast/roomcast/services/auth/internal/mail"
 	"github.com/roomcast/roomcast/services/auth/internal/online"
@@ -39,7 +39,7 @@ func users(cfg *config.Config, st *store.Store, rdb *redis.Client, sealer *seal.
 	if err != nil {
 		return nil, err
 	}
-	proxies, err := abuse.ParseProxies(cfg.TrustedProxies)
+	proxies, err := clientip.Parse(cfg.TrustedProxies)
 	if err != nil {
 		return nil, err
 	}

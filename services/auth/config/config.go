@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roomcast/roomcast/pkg/clientip"
 	pkgconfig "github.com/roomcast/roomcast/pkg/config"
 	"github.com/roomcast/roomcast/services/auth/internal/abuse"
 	"github.com/roomcast/roomcast/services/auth/internal/accounts"
@@ -158,7 +159,7 @@ func (c *Config) Validate() error {
 	if _, err := c.ParseCORSOrigins(); err != nil {
 		return fmt.Errorf("config: AUTH_CORS_ORIGINS: %w", err)
 	}
-	if _, err := abuse.ParseProxies(c.TrustedProxies); err != nil {
+	if _, err := clientip.Parse(c.TrustedProxies); err != nil {
 		return fmt.Errorf("config: AUTH_TRUSTED_PROXIES: %w", err)
 	}
 	switch c.Mail {

@@ -4,10 +4,11 @@ package config
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/roomcast/roomcast/pkg/clientip"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
 	pkgconfig "github.com/roomcast/roomcast/pkg/config"
@@ -194,23 +195,12 @@ func (c *Config) Validate() error {
 }
 
 // ParseTrustedProxies parses GATEWAY_TRUSTED_PROXIES.
-func (c *Config) ParseTrustedProxies() ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(c.TrustedProxies, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			addr, aerr := netip.ParseAddr(f)
-			if aerr != nil {
-				return nil, fmt.Errorf("config: GATEWAY_TRUSTED_PROXIES: %q is not a CIDR or address", f)
-			}
-			p = netip.PrefixFrom(addr, addr.BitLen())
-		}
-		out = append(out, p.Masked())
+func (c *Config) ParseTrustedProxies() (clientip.Proxies, error) {
+	ps, err := clientip.Parse(c.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("config: GATEWAY_TRUSTED_PROXIES: %w", err)
 	}
-	return out, nil
+	return ps, nil
 }
 
 // Consumers parses GATEWAY_EVENT_CONSUMERS.

@@ -11,9 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -130,66 +127,4 @@ func IsLimited(err error) (*LimitedError, bool) {
 	var le *LimitedError
 	ok := errors.As(err, &le)
 	return le, ok
-}
-
-// ParseProxies parses a comma-separated list of CIDRs or addresses.
-func ParseProxies(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			addr, aerr := netip.ParseAddr(f)
-			if aerr != nil {
-				return nil, fmt.Errorf("abuse: trusted proxy %q is not a CIDR or address", f)
-			}
-			p = netip.PrefixFrom(addr, addr.BitLen())
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
-}
-
-// ClientIP is the address a request is counted under: the TCP peer, or,
-// when the peer is a trusted proxy, the rightmost X-Forwarded-For entry
-// that is not a trusted proxy (entries further left are the client's to
-// forge).
-func ClientIP(r *http.Request, trusted []netip.Prefix) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if !isTrusted(host, trusted) {
-		return host
-	}
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop := strings.TrimSpace(hops[i])
-		if _, err := netip.ParseAddr(hop); err != nil {
-			break // garbage: stop at the last address we can trust
-		}
-		if !isTrusted(hop, trusted) {
-			return hop
-		}
-	}
-	return host
-}
-
-func isTrusted(addr string, trusted []netip.Prefix) bool {
-	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		return false
-	}
-	a = a.Unmap()
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }

@@ -12,13 +12,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
+	"github.com/roomcast/roomcast/pkg/clientip"
 	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/pkg/seal"
@@ -64,7 +64,7 @@ type Config struct {
 	// are AUTH_TRUSTED_PROXIES, for the client IP the abuse limits count.
 	Accounts       *accounts.Service
 	Online         accounts.Online
-	TrustedProxies []netip.Prefix
+	TrustedProxies clientip.Proxies
 }
 
 // API serves the endpoints.

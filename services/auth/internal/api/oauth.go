@@ -128,7 +128,7 @@ func (a *API) oauthAllow(w http.ResponseWriter, r *http.Request) *Error {
 		return nil
 	}
 	err := a.cfg.OAuthLimiter.Allow(r.Context(), abuse.Check{
-		Name: "oauth_ip", Rate: a.cfg.OAuthLimitIP, Key: abuse.ClientIP(r, a.cfg.TrustedProxies),
+		Name: "oauth_ip", Rate: a.cfg.OAuthLimitIP, Key: a.cfg.TrustedProxies.Of(r),
 	})
 	if le, ok := abuse.IsLimited(err); ok {
 		secs := max(int(math.Ceil(le.RetryAfter.Seconds())), 1)

@@ -58,7 +58,7 @@ func (a *API) userRoute(mux *http.ServeMux, pattern string, h userHandler) {
 // client is who asks: the IP the limits count and the user agent
 // recorded on sessions.
 func (a *API) client(r *http.Request) accounts.Client {
-	return accounts.Client{IP: abuse.ClientIP(r, a.cfg.TrustedProxies), UserAgent: r.UserAgent()}
+	return accounts.Client{IP: a.cfg.TrustedProxies.Of(r), UserAgent: r.UserAgent()}
 }
 
 // userError maps an accounts error to its API answer.

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/roomcast/roomcast/pkg/auth/token"
+	"github.com/roomcast/roomcast/pkg/clientip"
 	"github.com/roomcast/roomcast/pkg/httpjson"
 	"github.com/roomcast/roomcast/pkg/protocol"
 	"github.com/roomcast/roomcast/services/gateway/internal/conn"
@@ -33,7 +33,7 @@ type Server struct {
 	verifier *token.Verifier
 	node     string
 	origins  []string
-	proxies  []netip.Prefix
+	proxies  clientip.Proxies
 	ipLimit  *ipLimiter
 	log      *slog.Logger
 
@@ -158,7 +158,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, "node is draining; connect to another node")
 		return
 	}
-	if !s.ipLimit.allow(s.clientIP(r), time.Now()) {
+	if !s.ipLimit.allow(s.proxies.Of(r), time.Now()) {
 		m.RejectedHandshake.WithLabelValues("ip_rate").Inc()
 		w.Header().Set("Retry-After", "1")
 		httpjson.WriteError(w, http.StatusTooManyRequests, protocol.CodeRateLimited, "too many connection attempts from this address")
@@ -334,47 +334,6 @@ func (s *Server) originAllowed(origin string) bool {
 	origin = strings.ToLower(origin)
 	for _, p := range s.origins {
 		if token.MatchPattern(p, origin) {
-			return true
-		}
-	}
-	return false
-}
-
-// clientIP is the address the per-IP limit counts: the TCP peer, or for a
-// trusted proxy the rightmost X-Forwarded-For entry that is not a trusted
-// proxy (entries further left are the client's to forge).
-func (s *Server) clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if !s.trusted(host) {
-		return host
-	}
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop := strings.TrimSpace(hops[i])
-		if _, err := netip.ParseAddr(hop); err != nil {
-			break // garbage: stop at the last address we can trust
-		}
-		if !s.trusted(hop) {
-			return hop
-		}
-	}
-	return host
-}
-
-func (s *Server) trusted(addr string) bool {
-	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		return false
-	}
-	a = a.Unmap()
-	for _, p := range s.proxies {
-		if p.Contains(a) {
 			return true
 		}
 	}
