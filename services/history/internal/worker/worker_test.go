@@ -35,7 +35,7 @@ func TestBatchArchivesDurableMessages(t *testing.T) {
 		task(events.PublishedFrom("a", "r", 1, "e", "ev", "alice", false, false, []byte(`{"x":1}`), at)),
 		task(events.PublishedFrom("a", "r", 0, "", "", "", true, false, []byte(`{}`), at)), // transient
 		asynq.NewTask(events.TypeMessagePublished, []byte(`not json`)),
-		asynq.NewTask(events.TypeMessagePublished, []byte(`{"v":99,"app":"a"}`)), // a newer version
+		asynq.NewTask(events.TypeMessagePublished, []byte(`{"v":99,"app":"a"}`)),            // a newer version
 		task(events.PublishedFrom("b", "r", 2, "e", "", "", false, true, []byte(`[]`), at)), // bytes that look like JSON
 	}
 	batch := Aggregate("message.published.3", tasks)
