@@ -3,8 +3,9 @@
 // REST API does: the static keys of ROOMCAST_KEYS,
 // and with ROOMCAST_AUTH_URL the auth service's API keys from its internal
 // key feed (GET /internal/v1/keys with ROOMCAST_SERVICE_TOKEN), refreshed
-// every interval given to Run and at once (at most once a second) when an
-// unknown key id is presented. Revoked and expired keys are refused.
+// every interval given to Run and when an unknown key id is presented (at
+// most once a second: a request with a key created a moment after the
+// last load waits for the next one). Revoked and expired keys are refused.
 package apikeys
 
 import (
@@ -61,7 +62,7 @@ func (r *Ring) Verify(ctx context.Context, cred string) (token.Key, bool) {
 	}
 	stored, found := r.lookup(k.ID)
 	if !found && r.authURL != "" {
-		r.fetch(ctx, time.Second)
+		r.fetchAfter(ctx, time.Now(), refetchMin)
 		stored, found = r.lookup(k.ID)
 	}
 	if !found {
@@ -89,7 +90,7 @@ func (r *Ring) Run(ctx context.Context, interval time.Duration) {
 	if r.authURL == "" {
 		return
 	}
-	r.fetch(ctx, 0)
+	r.fetch(ctx)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -97,18 +98,46 @@ func (r *Ring) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r.fetch(ctx, 0)
+			r.fetch(ctx)
 		}
 	}
 }
 
-// fetch loads the key feed unless it was fetched within minAge.
-func (r *Ring) fetch(ctx context.Context, minAge time.Duration) {
+// refetchMin is the least time between two loads for unknown key ids: a
+// stream of made-up ids costs the auth service one request a second.
+const refetchMin = time.Second
+
+// fetchAfter makes sure the key feed was loaded after asked, the moment an
+// unknown key id was presented: by a load that began later, or by one it
+// makes — no sooner than minAge after the previous load, waiting for that
+// (bounded by ctx) rather than refusing a key created a moment ago.
+func (r *Ring) fetchAfter(ctx context.Context, asked time.Time, minAge time.Duration) {
 	r.fetchMu.Lock()
 	defer r.fetchMu.Unlock()
-	if minAge > 0 && time.Since(r.lastFetch) < minAge {
-		return
+	if r.lastFetch.After(asked) {
+		return // a load that began after we asked: the lookup can use it
 	}
+	if wait := minAge - time.Since(r.lastFetch); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+	r.loadNow(ctx)
+}
+
+// fetch loads the key feed.
+func (r *Ring) fetch(ctx context.Context) {
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
+	r.loadNow(ctx)
+}
+
+// loadNow loads the key feed; the caller holds fetchMu.
+func (r *Ring) loadNow(ctx context.Context) {
 	r.lastFetch = time.Now()
 	if err := r.load(ctx); err != nil && ctx.Err() == nil {
 		r.log.Warn("auth key feed not loaded; keeping the keys known so far", "err", err)
