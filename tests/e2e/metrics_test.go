@@ -8,13 +8,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -217,24 +215,7 @@ func TestUsageForgetsAKilledGatewaysConnections(t *testing.T) {
 
 func metricsOpenAPI(t *testing.T) validator.Validator {
 	t.Helper()
-	raw, err := os.ReadFile("../../docs/metrics-openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := libopenapi.NewDocument(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, errs := validator.NewValidator(doc)
-	if len(errs) > 0 {
-		t.Fatal(errs[0])
-	}
-	if ok, verrs := v.ValidateDocument(); !ok {
-		for _, e := range verrs {
-			t.Errorf("metrics-openapi.yaml: %s", e.Message)
-		}
-		t.FailNow()
-	}
+	v, _ := loadSpec(t, "../../docs/metrics-openapi.yaml")
 	return v
 }
 

@@ -7,13 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pb33f/libopenapi"
-	validator "github.com/pb33f/libopenapi-validator"
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/auth/token"
@@ -153,18 +149,7 @@ func TestOAuthSignInEndToEnd(t *testing.T) {
 // redirects included, against docs/auth-openapi.yaml.
 func checkOAuthSpec(t *testing.T, e *authEnv, app, appRedirect string, op *oidctest.OP) {
 	t.Helper()
-	raw, err := os.ReadFile("../../docs/auth-openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := libopenapi.NewDocument(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, errs := validator.NewValidator(doc)
-	if len(errs) > 0 {
-		t.Fatal(errs[0])
-	}
+	v, _ := loadSpec(t, "../../docs/auth-openapi.yaml")
 	b := oidctest.NewBrowser(t)
 	// exchange sends a request (as the browser: cookies kept, redirects
 	// not followed), checks the answer against the spec and returns it.

@@ -8,14 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/pb33f/libopenapi"
-	validator "github.com/pb33f/libopenapi-validator"
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
 	"github.com/roomcast/roomcast/pkg/auth/token"
@@ -280,18 +276,7 @@ func TestUserAccountsAbuseEndToEnd(t *testing.T) {
 // included, against docs/auth-openapi.yaml.
 func TestUsersOpenAPI(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile("../../docs/auth-openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := libopenapi.NewDocument(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, errs := validator.NewValidator(doc)
-	if len(errs) > 0 {
-		t.Fatal(errs[0])
-	}
+	v, _ := loadSpec(t, "../../docs/auth-openapi.yaml")
 	e := newUsersEnv(t, "AUTH_USER_LIMIT_SIGNIN_ACCOUNT=3/1h")
 	e.setup(t, authapi.UserPolicy{Signup: true, Anonymous: true})
 	base := authapi.UsersPath(e.app)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -37,25 +36,7 @@ const webhooksSpecPath = "../../docs/webhooks-openapi.yaml"
 // fields are checked too) and the model.
 func webhooksOpenAPI(t *testing.T) (validator.Validator, libopenapi.Document) {
 	t.Helper()
-	raw, err := os.ReadFile(webhooksSpecPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := libopenapi.NewDocument(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, errs := validator.NewValidator(doc, config.WithFormatAssertions())
-	if len(errs) > 0 {
-		t.Fatal(errs[0])
-	}
-	if ok, verrs := v.ValidateDocument(); !ok {
-		for _, e := range verrs {
-			t.Errorf("webhooks-openapi.yaml: %s", e.Message)
-		}
-		t.FailNow()
-	}
-	return v, doc
+	return loadSpec(t, webhooksSpecPath, config.WithFormatAssertions())
 }
 
 // specOperations lists "METHOD /path status" for every response the
