@@ -1,10 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
-	"net/http"
 	"testing"
 
 	"github.com/roomcast/roomcast/pkg/auth/authapi"
@@ -18,32 +14,8 @@ func checkAuthSpec(t *testing.T, e *authEnv) {
 	v, _ := loadSpec(t, "../../docs/auth-openapi.yaml")
 	key := e.newKey(t, "spec", "chat.*=join")
 	exchange := func(method, path, cred string, body any) {
-		var b []byte
-		if body != nil {
-			b, _ = json.Marshal(body)
-		}
-		req, _ := http.NewRequest(method, e.auth.HTTPURL()+path, bytes.NewReader(b))
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		if cred != "" {
-			req.Header.Set("Authorization", "Bearer "+cred)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		respBody, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		check, _ := http.NewRequest(method, e.auth.HTTPURL()+path, bytes.NewReader(b))
-		check.Header = req.Header.Clone()
-		resp.Body = io.NopCloser(bytes.NewReader(respBody))
-		resp.Request = check
-		if ok, errs := v.ValidateHttpResponse(check, resp); !ok {
-			for _, ve := range errs {
-				t.Errorf("%s %s → %d does not match docs/auth-openapi.yaml: %s (%s)", method, path, resp.StatusCode, ve.Message, ve.Reason)
-			}
-		}
+		t.Helper()
+		specCall(t, v, "docs/auth-openapi.yaml", e.auth.HTTPURL(), method, path, cred, body)
 	}
 	caps := token.Capabilities{"chat.x": {token.OpJoin}}
 	exchange("POST", "/admin/v1/apps", e.adminToken, authapi.CreateApp{ID: "spec2", Name: "Spec"})

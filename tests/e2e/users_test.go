@@ -282,33 +282,7 @@ func TestUsersOpenAPI(t *testing.T) {
 	base := authapi.UsersPath(e.app)
 	exchange := func(method, path, bearer string, body any) []byte {
 		t.Helper()
-		var b []byte
-		if body != nil {
-			b, _ = json.Marshal(body)
-		}
-		req, _ := http.NewRequest(method, e.auth.HTTPURL()+path, bytes.NewReader(b))
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		respBody, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		check, _ := http.NewRequest(method, e.auth.HTTPURL()+path, bytes.NewReader(b))
-		check.Header = req.Header.Clone()
-		resp.Body = io.NopCloser(bytes.NewReader(respBody))
-		resp.Request = check
-		if ok, verrs := v.ValidateHttpResponse(check, resp); !ok {
-			for _, ve := range verrs {
-				t.Errorf("%s %s → %d does not match docs/auth-openapi.yaml: %s (%s)", method, path, resp.StatusCode, ve.Message, ve.Reason)
-			}
-		}
-		return respBody
+		return specCall(t, v, "docs/auth-openapi.yaml", e.auth.HTTPURL(), method, path, bearer, body)
 	}
 	const email = "spec@example.com"
 	exchange("GET", "/admin/v1/apps/"+e.app+"/user-policy", e.adminToken, nil)
