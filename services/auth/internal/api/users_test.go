@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +35,7 @@ type usersServer struct {
 	mail   *mail.Capture
 	store  *store.Store
 	key    authapi.Key
-	logs   *usersLog
+	logs   *lockedBuffer
 	online *online.Tracker
 	rdb    *redis.Client
 	prefix string
@@ -56,7 +55,7 @@ func newUsersServer(t *testing.T, limits accounts.Limits, policy authapi.UserPol
 	ctx := context.Background()
 	rdb, prefix := testenv.Redis(t)
 	sealer, _ := seal.New(bytes.Repeat([]byte{5}, 32))
-	us := &usersServer{mail: &mail.Capture{}, store: store.New(pool, sealer), logs: &usersLog{}, rdb: rdb, prefix: prefix}
+	us := &usersServer{mail: &mail.Capture{}, store: store.New(pool, sealer), logs: &lockedBuffer{}, rdb: rdb, prefix: prefix}
 	if _, err := us.store.RotateSigningKeyIfOlder(ctx, 0, time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -89,24 +88,6 @@ func newUsersServer(t *testing.T, limits accounts.Limits, policy authapi.UserPol
 		t.Fatalf("put policy: %d %s", r.status, r.raw)
 	}
 	return us
-}
-
-// usersLog is a log buffer safe for the server's goroutines.
-type usersLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *usersLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *usersLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func (us *usersServer) do(t *testing.T, method, path, cred string, body any) response {
