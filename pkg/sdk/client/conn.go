@@ -83,7 +83,13 @@ var errBinaryFrame = errors.New("frame type does not match the negotiated subpro
 func (c *wire) readMessage() ([]byte, error) {
 	for {
 		if c.readTimeout > 0 {
-			_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout))
+			// Moving the deadline costs a timer update: do it at most every
+			// eighth of the timeout (a dead server is noticed up to that
+			// much sooner), not on every frame.
+			if now := time.Now(); now.Sub(c.deadlineAt) >= c.readTimeout/8 {
+				_ = c.conn.SetReadDeadline(now.Add(c.readTimeout))
+				c.deadlineAt = now
+			}
 		}
 		hdr, err := c.rd.NextFrame()
 		if err != nil {
@@ -100,7 +106,18 @@ func (c *wire) readMessage() ([]byte, error) {
 				return nil, err
 			}
 		case hdr.OpCode == ws.OpText && !c.codec.Binary(), hdr.OpCode == ws.OpBinary && c.codec.Binary():
-			p, err := io.ReadAll(c.rd)
+			var p []byte
+			var err error
+			if hdr.Fin {
+				// One frame: its length is known (and within
+				// MaxMessageBytes, which NextFrame checked).
+				p = make([]byte, hdr.Length)
+				if _, err = io.ReadFull(c.rd, p); err == nil {
+					err = c.rd.Discard() // ends the frame (UTF-8 check)
+				}
+			} else {
+				p, err = io.ReadAll(c.rd)
+			}
 			if err != nil {
 				return nil, c.readError(err)
 			}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -30,6 +29,10 @@ const (
 // wire is one WebSocket connection to a gateway: handshake, the reader
 // (pings, replies, messages) and writes. The reconnecting Client runs one
 // wire at a time.
+// readBufferSize is the read buffer per connection: a few dozen of the
+// gateway's coalesced message frames.
+const readBufferSize = 4096
+
 type wire struct {
 	cfg   Config
 	log   *slog.Logger
@@ -39,6 +42,8 @@ type wire struct {
 	info  protocol.Connected
 	// readTimeout is three heartbeat intervals; zero disables it.
 	readTimeout time.Duration
+	// deadlineAt is when the read deadline was last moved (readLoop only).
+	deadlineAt time.Time
 
 	writeMu   sync.Mutex
 	bw        *bufio.Writer
@@ -117,10 +122,14 @@ func dialWire(ctx context.Context, cfg Config, accept func(*protocol.Message, *p
 		return nil, fmt.Errorf("roomcast: dial %s: server did not select subprotocol %q", redacted, codec.Subprotocol())
 	}
 
-	var src io.Reader = conn
-	if br != nil {
-		// The server's first frames arrived with the handshake response.
-		src = br
+	// Frames are read through a buffer: the gateway writes several frames
+	// at once when they queue up, and a frame's header and payload are
+	// separate reads, so reading the socket directly would cost a syscall
+	// or two per frame. br, when the dialer returns one, already holds the
+	// server's first frames (they arrived with the handshake response).
+	src := br
+	if src == nil {
+		src = bufio.NewReaderSize(conn, readBufferSize)
 	}
 	c := &wire{
 		cfg:   cfg,

@@ -74,7 +74,7 @@ type Conn struct {
 	expiryIndex int          // in expiries.h, -1 when not there; guarded by expiries.mu
 
 	mu        sync.Mutex // guards the outbox fields below
-	queue     [][]byte
+	queue     *[][]byte  // nil while nothing waits (outbox.go)
 	queued    int
 	writing   bool
 	closing   bool
@@ -113,7 +113,6 @@ func New(d *Deps, id string, nc net.Conn, buffered []byte, codec protocol.Codec,
 		codec:   codec,
 		claims:  claims,
 		limiter: rate.NewLimiter(rate.Limit(d.Config.Rate), d.Config.Burst),
-		pres:    presenceState{rooms: make(map[string][]byte)},
 	}
 	c.pre = pre
 	c.caps = caps

@@ -2,6 +2,7 @@ package conn
 
 import (
 	"net"
+	"sync"
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/protocol"
@@ -9,83 +10,174 @@ import (
 )
 
 // The outbox is the connection's bounded outbound queue with one writer at a
-// time. A frame queued on an idle connection starts a writer goroutine that
-// drains everything queued meanwhile in one vectored write, then exits, so
-// an idle connection holds no writer goroutine and a busy one coalesces
-// frames into few syscalls.
+// time: whoever queues a frame on a connection with nothing waiting becomes
+// the writer and flushes.
+//
+// Flushing writes at once on the flushing goroutine, without waiting: one
+// non-blocking write (a writev for several frames) on the socket. Only when
+// the socket's send buffer is full does a goroutine take over, wait for it
+// with the write timeout and drain what is queued meanwhile. So a delivery
+// to a healthy connection costs one syscall and no goroutine hand-off, and
+// an idle connection holds no writer goroutine and no queue.
+//
+// The hub queues a message on all its members first and flushes each
+// afterwards (QueueFrame, then Flush), taking every message already waiting
+// before it flushes: frames that arrive together for a connection go out in
+// one write, and a busy room coalesces.
 
-// SendFrame implements hub.Member. It never blocks: a connection whose
-// queue is over its cap is a slow consumer and is closed with 4007.
+// queues recycles outbox queues: a connection holds one only while frames
+// are waiting.
+var queues = sync.Pool{New: func() any { q := make([][]byte, 0, 8); return &q }}
+
+func releaseQueue(q *[][]byte) {
+	if cap(*q) > 1024 {
+		return // a burst's queue: let it go
+	}
+	clear(*q)
+	*q = (*q)[:0]
+	queues.Put(q)
+}
+
+// SendFrame queues a frame and flushes it unless a writer is at work.
 func (c *Conn) SendFrame(frame []byte) {
 	c.enqueue(frame, false)
 }
 
+// QueueFrame implements hub.Member: it queues without writing and reports
+// whether the caller must call Flush (the connection had nothing waiting).
+// It never blocks: a connection whose queue is over its cap is a slow
+// consumer and is closed with 4007.
+func (c *Conn) QueueFrame(frame []byte) bool {
+	_, first := c.push(frame, false)
+	return first
+}
+
+// enqueue queues a frame and flushes at once if the caller became the
+// writer. It reports whether the frame was taken.
 func (c *Conn) enqueue(frame []byte, final bool) bool {
+	ok, first := c.push(frame, final)
+	if first {
+		c.Flush()
+	}
+	return ok
+}
+
+// push appends frame to the queue. first reports that the caller is now the
+// writer and must flush.
+func (c *Conn) push(frame []byte, final bool) (ok, first bool) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
-		return false
+		return false, false
 	}
-	if !final && (len(c.queue) >= c.d.Config.OutboxFrames || c.queued+len(frame) > c.d.Config.OutboxBytes) {
+	if !final && c.queue != nil && (len(*c.queue) >= c.d.Config.OutboxFrames || c.queued+len(frame) > c.d.Config.OutboxBytes) {
 		c.mu.Unlock()
 		c.d.Metrics.SlowConsumers.Inc()
 		c.Close(protocol.CloseSlowConsumer, "outbound buffer overflow")
-		return false
+		return false, false
 	}
-	c.queue = append(c.queue, frame)
+	if c.queue == nil {
+		c.queue = queues.Get().(*[][]byte)
+	}
+	*c.queue = append(*c.queue, frame)
 	c.queued += len(frame)
 	if final {
 		c.closing = true
 	}
-	start := !c.writing
+	first = !c.writing
 	c.writing = true
 	c.mu.Unlock()
-	if start {
-		go c.flush()
-	}
-	return true
+	return true, first
 }
 
-func (c *Conn) flush() {
-	var batch net.Buffers
+// take hands the writer everything queued, or, when nothing is, ends its
+// turn (closing says whether the close frame has gone out).
+func (c *Conn) take() (q *[][]byte, n int, closing bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.queue == nil {
+		c.writing = false
+		return nil, 0, c.closing
+	}
+	q, n = c.queue, c.queued
+	c.queue, c.queued = nil, 0
+	return q, n, false
+}
+
+// Flush implements hub.Member: the writer writes what is queued without
+// waiting, and hands over to a goroutine only when the socket is full.
+func (c *Conn) Flush() {
 	for {
-		c.mu.Lock()
-		if len(c.queue) == 0 {
-			c.writing = false
-			closing := c.closing
-			c.mu.Unlock()
+		q, n, closing := c.take()
+		if q == nil {
 			if closing {
 				c.closeWritten()
 			}
 			return
 		}
-		batch = append(batch[:0], c.queue...)
-		clear(c.queue)
-		c.queue = c.queue[:0]
-		c.queued = 0
-		c.mu.Unlock()
-
-		frames := len(batch)
-		var n int
-		for _, b := range batch {
-			n += len(b)
-		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.d.Config.WriteTimeout))
-		// WriteTo is one writev for the whole batch; it consumes batch.
-		if _, err := batch.WriteTo(c.nc); err != nil {
-			// The peer is gone or stuck: nothing more can be written.
-			c.mu.Lock()
-			c.closing = true
-			c.queue = nil
-			c.writing = false
-			c.mu.Unlock()
-			_ = c.nc.Close()
+		if c.poll == nil {
+			go c.drain(q, *q, n)
 			return
 		}
-		c.d.Metrics.FramesOut.Add(float64(frames))
+		rest, err := c.poll.tryWrite(*q)
 		c.d.Metrics.Writes.Inc()
-		c.d.Metrics.BytesOut.Add(float64(n))
+		if err != nil {
+			releaseQueue(q)
+			c.writeFailed()
+			return
+		}
+		if len(rest) > 0 {
+			go c.drain(q, rest, n)
+			return
+		}
+		c.wrote(len(*q), n)
+		releaseQueue(q)
 	}
+}
+
+// drain writes rest (the unwritten tail of q) waiting as long as the write
+// timeout allows, then goes on writing whatever was queued meanwhile.
+func (c *Conn) drain(q *[][]byte, rest [][]byte, n int) {
+	for {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.d.Config.WriteTimeout))
+		// One writev for the whole batch; WriteTo consumes the slice.
+		bufs := net.Buffers(rest)
+		_, err := bufs.WriteTo(c.nc)
+		c.d.Metrics.Writes.Inc()
+		if err != nil {
+			releaseQueue(q)
+			c.writeFailed()
+			return
+		}
+		c.wrote(len(*q), n)
+		releaseQueue(q)
+		var closing bool
+		if q, n, closing = c.take(); q == nil {
+			if closing {
+				c.closeWritten()
+			}
+			return
+		}
+		rest = *q
+	}
+}
+
+func (c *Conn) wrote(frames, bytes int) {
+	c.d.Metrics.FramesOut.Add(float64(frames))
+	c.d.Metrics.BytesOut.Add(float64(bytes))
+}
+
+// writeFailed: the peer is gone or stuck, nothing more can be written.
+func (c *Conn) writeFailed() {
+	c.mu.Lock()
+	c.closing = true
+	if c.queue != nil {
+		releaseQueue(c.queue)
+		c.queue, c.queued = nil, 0
+	}
+	c.writing = false
+	c.mu.Unlock()
+	_ = c.nc.Close()
 }
 
 // Close starts the closing handshake: the close frame is queued behind

@@ -283,3 +283,8 @@ func (p *pollConn) SetDeadline(t time.Time) error {
 	}
 	return p.SetReadDeadline(t)
 }
+
+// tryWrite writes bufs without waiting; see netpoll.TryWrite.
+func (p *pollConn) tryWrite(bufs [][]byte) ([][]byte, error) {
+	return netpoll.TryWrite(p.rc, bufs)
+}

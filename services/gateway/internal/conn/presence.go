@@ -24,8 +24,15 @@ import (
 // presenceState is the connection's presence: room → member data. Guarded
 // by presenceMu, because the lease loop re-enters from another goroutine.
 type presenceState struct {
-	rooms   map[string][]byte
+	rooms   map[string][]byte // nil until the first enter: most connections never enter
 	lastSeq int64
+}
+
+func (p *presenceState) set(room string, data []byte) {
+	if p.rooms == nil {
+		p.rooms = make(map[string][]byte)
+	}
+	p.rooms[room] = data
 }
 
 // memberID is the connection's presence identity: its session, which a
@@ -89,7 +96,7 @@ func (c *Conn) presenceEnter(cmd *protocol.Command) {
 	if _, ok := c.pres.rooms[cmd.Room]; ok {
 		typ = events.TypePresenceUpdate
 	}
-	c.pres.rooms[cmd.Room] = cmd.Data
+	c.pres.set(cmd.Room, cmd.Data)
 	c.emitChange(typ, cmd.Room, cmd.Data)
 	c.presenceMu.Unlock()
 	c.Reply(&protocol.Reply{ID: cmd.ID, Room: cmd.Room})
@@ -246,7 +253,7 @@ func (c *Conn) takeOverPresence(ctx context.Context) {
 			continue
 		}
 		c.presenceMu.Lock()
-		c.pres.rooms[room] = m.Data
+		c.pres.set(room, m.Data)
 		c.emitChange(events.TypePresenceEnter, room, m.Data)
 		c.presenceMu.Unlock()
 	}

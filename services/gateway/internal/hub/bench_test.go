@@ -25,7 +25,8 @@ type counter struct {
 	joined chan struct{}
 }
 
-func (c *counter) SendFrame([]byte) {
+func (c *counter) QueueFrame([]byte) bool { return true }
+func (c *counter) Flush() {
 	if c.n.Add(1) == c.target.Load() {
 		c.done <- struct{}{}
 	}

@@ -47,10 +47,14 @@ type Log interface {
 
 // Member is a local connection as the hub sees it.
 type Member interface {
-	// SendFrame queues a complete WebSocket frame. The slice is shared by
-	// every member of the room and must not be modified. It must not block;
-	// a member that cannot keep up closes itself.
-	SendFrame(frame []byte)
+	// QueueFrame queues a complete WebSocket frame without writing it. The
+	// slice is shared by every member of the room and must not be
+	// modified. It must not block; a member that cannot keep up closes
+	// itself. It reports true when the member had nothing waiting: the
+	// caller must then call Flush, once it has queued what it has at hand.
+	QueueFrame(frame []byte) bool
+	// Flush writes what is queued. It must not block.
+	Flush()
 	// Codec is the member's negotiated protocol encoding.
 	Codec() protocol.Codec
 	// Reply answers one of the member's commands.

@@ -49,20 +49,33 @@ func (b *memBus) Unsubscribe(shard int) {
 type member struct {
 	codec   protocol.Codec // nil: JSON
 	mu      sync.Mutex
+	queued  [][]byte // frames not flushed yet
 	msgs    []protocol.Message
 	replies []protocol.Reply
 }
 
-func (m *member) SendFrame(f []byte) {
-	sf, err := m.Codec().DecodeServerFrame(f)
-	if err != nil {
-		panic(err)
-	}
+// QueueFrame holds f until Flush, as a connection does, so a test sees
+// only what the hub flushed.
+func (m *member) QueueFrame(f []byte) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if sf.Message != nil {
-		m.msgs = append(m.msgs, *sf.Message)
+	m.queued = append(m.queued, f)
+	return len(m.queued) == 1
+}
+
+func (m *member) Flush() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range m.queued {
+		sf, err := m.Codec().DecodeServerFrame(f)
+		if err != nil {
+			panic(err)
+		}
+		if sf.Message != nil {
+			m.msgs = append(m.msgs, *sf.Message)
+		}
 	}
+	m.queued = nil
 }
 
 func (m *member) Codec() protocol.Codec {

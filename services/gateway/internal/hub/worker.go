@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/envelope"
@@ -33,11 +34,28 @@ type task struct {
 
 // worker owns the delivery state of its rooms; everything on a room runs
 // on its worker's goroutine, in order.
+//
+// Frames are queued on members first and written afterwards: the worker
+// takes every task already waiting (up to batchTasks) before it flushes the
+// members it queued frames on (dirty). A worker that keeps up writes each
+// message at once; one that falls behind writes several messages to a
+// member in one syscall.
 type worker struct {
 	h     *Hub
 	tasks chan task
 	done  chan struct{}
+	dirty []Member // members to flush; owned by run
 }
+
+const (
+	// batchTasks bounds the tasks taken before flushing, so that frames
+	// queued first do not wait long behind a backlog.
+	batchTasks = 64
+	// flushChunk members are flushed on the worker itself; a room with more
+	// dirty members gets a goroutine per further chunk, so that one big
+	// room's writes use more than one core.
+	flushChunk = 256
+)
 
 func (w *worker) post(t task) {
 	select {
@@ -59,26 +77,70 @@ func (w *worker) run() {
 		case <-w.h.stop:
 			return
 		}
-		r := t.r
-		switch t.kind {
-		case taskDeliver:
-			w.deliver(r, t.env)
-		case taskAdd:
-			w.add(r, t.m, t.pos, t.since, t.id)
-		case taskRemove:
-			if t.m != nil {
-				delete(r.members, t.m)
+		w.handle(t)
+	batch:
+		for n := 1; n < batchTasks; n++ {
+			select {
+			case t = <-w.tasks:
+				w.handle(t)
+			default:
+				break batch
 			}
-			if t.last {
-				r.removed = true
-				r.pending = nil
-			}
-		case taskGapCheck:
-			r.armed = false
-			w.fillGap(r)
-		case taskResync:
-			w.resync(r)
 		}
+		w.flush()
+	}
+}
+
+// queue hands f to m, remembering m for the next flush if it needs one.
+func (w *worker) queue(m Member, f []byte) {
+	if m.QueueFrame(f) {
+		w.dirty = append(w.dirty, m)
+	}
+}
+
+// flush writes what was queued on members since the last flush.
+func (w *worker) flush() {
+	d := w.dirty
+	for len(d) > flushChunk {
+		chunk := slices.Clone(d[len(d)-flushChunk:])
+		d = d[:len(d)-flushChunk]
+		go flushAll(chunk)
+	}
+	flushAll(d)
+	clear(w.dirty)
+	if cap(w.dirty) > 4*flushChunk {
+		w.dirty = nil // a burst's list: let it go
+	} else {
+		w.dirty = w.dirty[:0]
+	}
+}
+
+func flushAll(ms []Member) {
+	for _, m := range ms {
+		m.Flush()
+	}
+}
+
+func (w *worker) handle(t task) {
+	r := t.r
+	switch t.kind {
+	case taskDeliver:
+		w.deliver(r, t.env)
+	case taskAdd:
+		w.add(r, t.m, t.pos, t.since, t.id)
+	case taskRemove:
+		if t.m != nil {
+			delete(r.members, t.m)
+		}
+		if t.last {
+			r.removed = true
+			r.pending = nil
+		}
+	case taskGapCheck:
+		r.armed = false
+		w.fillGap(r)
+	case taskResync:
+		w.resync(r)
 	}
 }
 
@@ -285,6 +347,7 @@ func (w *worker) add(r *room, m Member, pos protocol.Position, since *protocol.P
 }
 
 func (w *worker) read(r *room, from, to uint64) ([]roomlog.Entry, error) {
+	w.flush() // what is queued must not wait for Redis
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	return w.h.rlog.Range(ctx, r.key.app, r.key.room, r.epoch, from, to)
@@ -313,7 +376,7 @@ func (w *worker) fanout(r *room, env *envelope.Envelope) {
 			continue
 		}
 		if f := cache.get(w.h, m.Codec(), env); f != nil {
-			m.SendFrame(f)
+			w.queue(m, f)
 			n++
 		}
 	}
@@ -328,7 +391,7 @@ func (w *worker) fanout(r *room, env *envelope.Envelope) {
 func (w *worker) send(m Member, env *envelope.Envelope) {
 	var cache frameCache
 	if f := cache.get(w.h, m.Codec(), env); f != nil {
-		m.SendFrame(f)
+		w.queue(m, f)
 	}
 }
 

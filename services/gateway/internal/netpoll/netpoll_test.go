@@ -14,7 +14,7 @@ type readyChan chan struct{}
 func (r readyChan) Ready() { r <- struct{}{} }
 
 // pair returns the server side of a loopback TCP connection and its peer.
-func pair(t *testing.T) (*net.TCPConn, net.Conn) {
+func pair(t testing.TB) (*net.TCPConn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -34,7 +34,7 @@ func pair(t *testing.T) (*net.TCPConn, net.Conn) {
 	return c.(*net.TCPConn), peer
 }
 
-func rawConn(t *testing.T, c *net.TCPConn) syscall.RawConn {
+func rawConn(t testing.TB, c *net.TCPConn) syscall.RawConn {
 	t.Helper()
 	rc, err := c.SyscallConn()
 	if err != nil {
