@@ -8,6 +8,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"runtime/debug"
 
 	"github.com/roomcast/roomcast/pkg/service"
 	"github.com/roomcast/roomcast/services/gateway/app"
@@ -20,6 +22,19 @@ var version = "dev"
 
 func main() {
 	service.Main("gateway", version, config.Load, func(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+		setGCPercent(cfg, log)
 		return app.Run(ctx, cfg, log, nil)
 	})
+}
+
+// setGCPercent applies GATEWAY_GC_PERCENT unless GOGC is set. A gateway's
+// heap is mostly long-lived connection state and it allocates little per
+// delivery, so a tighter collection goal costs little CPU and lowers the
+// memory each idle connection holds (docs/benchmarks.md, W1).
+func setGCPercent(cfg *config.Config, log *slog.Logger) {
+	if v := os.Getenv("GOGC"); v != "" {
+		log.Info("GOGC is set: GATEWAY_GC_PERCENT ignored", "gogc", v)
+		return
+	}
+	debug.SetGCPercent(cfg.GCPercent)
 }

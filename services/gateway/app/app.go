@@ -60,6 +60,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 	if err != nil {
 		return fmt.Errorf("ROOMCAST_REDIS_URL: %w", err)
 	}
+	ropts.ReadBufferSize, ropts.WriteBufferSize = cfg.RedisBufferBytes, cfg.RedisBufferBytes
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 	lcfg, err := cfg.LogConfig(cfg.RedisPrefix)

@@ -82,8 +82,22 @@ type Config struct {
 	// and resumes from its session later, so other members never wait.
 	OutboxFrames int `env:"GATEWAY_OUTBOX_FRAMES" envDefault:"4096"`
 	OutboxBytes  int `env:"GATEWAY_OUTBOX_BYTES" envDefault:"4194304"`
-	// WriteTimeout bounds one socket write.
+	// WriteTimeout bounds a write that waits for a full socket (writes to a
+	// socket with room never wait).
 	WriteTimeout time.Duration `env:"GATEWAY_WRITE_TIMEOUT" envDefault:"10s"`
+
+	// RedisBufferBytes is the read and the write buffer of each Redis
+	// connection. The gateway's commands and replies are small, and the pool
+	// grows past its size during connect storms; larger values or replies
+	// still work (a buffer only batches syscalls). go-redis's own default
+	// is 32 KiB each.
+	RedisBufferBytes int `env:"GATEWAY_REDIS_BUFFER_BYTES" envDefault:"8192"`
+
+	// GCPercent is the Go collector's goal (as GOGC) unless GOGC is set:
+	// the heap may grow by this percentage of the live heap before the
+	// next collection. Lower holds less memory per connection and costs
+	// more collector CPU; the Go default is 100.
+	GCPercent int `env:"GATEWAY_GC_PERCENT" envDefault:"50"`
 
 	// HeartbeatInterval is how often the server pings each connection;
 	// a connection silent for HeartbeatMisses intervals is closed with 4008.
@@ -154,6 +168,8 @@ func (c *Config) Validate() error {
 		"GATEWAY_IP_BURST":                c.IPBurst,
 		"GATEWAY_OUTBOX_FRAMES":           c.OutboxFrames,
 		"GATEWAY_OUTBOX_BYTES":            c.OutboxBytes,
+		"GATEWAY_REDIS_BUFFER_BYTES":      c.RedisBufferBytes,
+		"GATEWAY_GC_PERCENT":              c.GCPercent,
 		"GATEWAY_HEARTBEAT_MISSES":        c.HeartbeatMisses,
 		"GATEWAY_EVENT_BUFFER":            c.EventBuffer,
 		"GATEWAY_MAX_PRESENCE_DATA_BYTES": c.MaxPresenceDataBytes,

@@ -14,7 +14,7 @@ func valid() Config {
 	c.MaxFrameBytes, c.MaxMessageBytes, c.MaxRoomNameBytes, c.MaxEventBytes, c.MaxRooms = 2048, 1024, 200, 128, 10
 	c.RESTMaxBodyBytes = 1 << 20
 	c.Burst, c.IPBurst, c.OutboxFrames, c.OutboxBytes, c.HeartbeatMisses = 10, 10, 10, 1024, 2
-	c.Rate, c.IPRate = 10, 10
+	c.Rate, c.IPRate, c.RedisBufferBytes, c.GCPercent = 10, 10, 4096, 100
 	c.HeartbeatInterval, c.DrainTimeout, c.PublishTimeout, c.GapWait, c.SessionTTL = time.Second, time.Second, time.Second, time.Millisecond, time.Minute
 	c.EventConsumers, c.EventBuffer, c.PresenceGrace, c.PresenceNodeTTL, c.MaxPresenceDataBytes = "presence", 10, time.Minute, time.Second, 100
 	return c
@@ -62,6 +62,8 @@ func TestValidateRejects(t *testing.T) {
 		"bad trusted proxy":               func(c *Config) { c.TrustedProxies = "10.0.0.0/8, not-an-ip" },
 		"unknown event consumer":          func(c *Config) { c.EventConsumers = "presence,nope" },
 		"no presence grace":               func(c *Config) { c.PresenceGrace = 0 },
+		"no redis buffer":                 func(c *Config) { c.RedisBufferBytes = 0 },
+		"no gc percent":                   func(c *Config) { c.GCPercent = 0 },
 	}
 	for name, mutate := range cases {
 		c := valid()
