@@ -3,7 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
-	"slices"
+	"sync"
 	"time"
 
 	"github.com/roomcast/roomcast/pkg/envelope"
@@ -98,13 +98,21 @@ func (w *worker) queue(m Member, f []byte) {
 	}
 }
 
+// chunks recycles the member lists handed to flushing goroutines.
+var chunks = sync.Pool{New: func() any { c := make([]Member, 0, flushChunk); return &c }}
+
 // flush writes what was queued on members since the last flush.
 func (w *worker) flush() {
 	d := w.dirty
 	for len(d) > flushChunk {
-		chunk := slices.Clone(d[len(d)-flushChunk:])
+		chunk := chunks.Get().(*[]Member)
+		*chunk = append((*chunk)[:0], d[len(d)-flushChunk:]...)
 		d = d[:len(d)-flushChunk]
-		go flushAll(chunk)
+		go func() {
+			flushAll(*chunk)
+			clear(*chunk)
+			chunks.Put(chunk)
+		}()
 	}
 	flushAll(d)
 	clear(w.dirty)
