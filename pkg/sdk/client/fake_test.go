@@ -26,7 +26,7 @@ const waitLimit = 10 * time.Second
 // fakeGateway fakes the gateway side of the client protocol, frame by frame,
 // so that each test decides exactly what the server sends and when.
 type fakeGateway struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	conns chan *fakeConn
 
@@ -40,7 +40,7 @@ type fakeGateway struct {
 	refused chan int
 }
 
-func newFakeGateway(t *testing.T, configure ...func(*fakeGateway)) *fakeGateway {
+func newFakeGateway(t testing.TB, configure ...func(*fakeGateway)) *fakeGateway {
 	t.Helper()
 	g := &fakeGateway{t: t, conns: make(chan *fakeConn, 16), refused: make(chan int, 64)}
 	for _, f := range configure {
@@ -96,7 +96,7 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // accept returns the next upgraded connection.
-func (g *fakeGateway) accept(t *testing.T) *fakeConn {
+func (g *fakeGateway) accept(t testing.TB) *fakeConn {
 	t.Helper()
 	return recv(t, g.conns, "a connection")
 }
@@ -173,7 +173,7 @@ func readFrame(r io.Reader) (ws.Frame, error) {
 	return ws.Frame{Header: h, Payload: p}, nil
 }
 
-func (fc *fakeConn) writeFrame(t *testing.T, f ws.Frame) {
+func (fc *fakeConn) writeFrame(t testing.TB, f ws.Frame) {
 	t.Helper()
 	fc.wmu.Lock()
 	defer fc.wmu.Unlock()
@@ -182,7 +182,7 @@ func (fc *fakeConn) writeFrame(t *testing.T, f ws.Frame) {
 	}
 }
 
-func (fc *fakeConn) send(t *testing.T, f protocol.ServerFrame) {
+func (fc *fakeConn) send(t testing.TB, f protocol.ServerFrame) {
 	t.Helper()
 	p, err := protocol.JSON.AppendServerFrame(nil, &f)
 	if err != nil {
@@ -191,24 +191,24 @@ func (fc *fakeConn) send(t *testing.T, f protocol.ServerFrame) {
 	fc.writeFrame(t, ws.NewTextFrame(p))
 }
 
-func (fc *fakeConn) sendConnected(t *testing.T, c protocol.Connected) {
+func (fc *fakeConn) sendConnected(t testing.TB, c protocol.Connected) {
 	t.Helper()
 	fc.send(t, protocol.ServerFrame{Connected: &c})
 }
 
-func (fc *fakeConn) reply(t *testing.T, r protocol.Reply) {
+func (fc *fakeConn) reply(t testing.TB, r protocol.Reply) {
 	t.Helper()
 	fc.send(t, protocol.ServerFrame{Reply: &r})
 }
 
-func (fc *fakeConn) message(t *testing.T, m protocol.Message) {
+func (fc *fakeConn) message(t testing.TB, m protocol.Message) {
 	t.Helper()
 	fc.send(t, protocol.ServerFrame{Message: &m})
 }
 
 // close sends a close frame and closes the TCP connection after the
 // client's acknowledgement (or when it goes away).
-func (fc *fakeConn) close(t *testing.T, code protocol.CloseCode, reason string) {
+func (fc *fakeConn) close(t testing.TB, code protocol.CloseCode, reason string) {
 	t.Helper()
 	fc.wmu.Lock()
 	fc.closeSent = true
@@ -217,12 +217,12 @@ func (fc *fakeConn) close(t *testing.T, code protocol.CloseCode, reason string) 
 }
 
 // cmd returns the next command the client sent.
-func (fc *fakeConn) cmd(t *testing.T) protocol.Command {
+func (fc *fakeConn) cmd(t testing.TB) protocol.Command {
 	t.Helper()
 	return recv(t, fc.cmds, "a command")
 }
 
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
 	timer := time.NewTimer(waitLimit)
 	defer timer.Stop()
@@ -235,7 +235,7 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+func waitClosed(t testing.TB, ch <-chan struct{}, what string) {
 	t.Helper()
 	timer := time.NewTimer(waitLimit)
 	defer timer.Stop()
@@ -265,12 +265,12 @@ var testConnected = protocol.Connected{
 
 // dial connects a Client to g, plays the server's `connected`, and closes
 // the client when the test ends.
-func dial(t *testing.T, g *fakeGateway, cfg Config) (*Client, *fakeConn) {
+func dial(t testing.TB, g *fakeGateway, cfg Config) (*Client, *fakeConn) {
 	t.Helper()
 	return dialWith(t, g, cfg, testConnected)
 }
 
-func dialWith(t *testing.T, g *fakeGateway, cfg Config, connected protocol.Connected) (*Client, *fakeConn) {
+func dialWith(t testing.TB, g *fakeGateway, cfg Config, connected protocol.Connected) (*Client, *fakeConn) {
 	t.Helper()
 	if cfg.URL == "" {
 		cfg.URL = g.URL()
@@ -309,7 +309,7 @@ type fakeSession struct {
 }
 
 // handshake sends `connected` for a new connection of session s.
-func (fc *fakeConn) handshake(t *testing.T, s fakeSession) {
+func (fc *fakeConn) handshake(t testing.TB, s fakeSession) {
 	t.Helper()
 	fc.sendConnected(t, protocol.Connected{ConnectionID: "conn-" + s.ID, SessionID: s.ID, ResumeToken: s.Token, ClientID: "alice", Node: "node-b"})
 }
@@ -317,7 +317,7 @@ func (fc *fakeConn) handshake(t *testing.T, s fakeSession) {
 // resumeOK answers the client's resume of prev, which must present prev's
 // token, like a gateway that still holds the session: the connection now
 // belongs to prev, under a new token.
-func (fc *fakeConn) resumeOK(t *testing.T, prev fakeSession, newToken string, rooms ...string) {
+func (fc *fakeConn) resumeOK(t testing.TB, prev fakeSession, newToken string, rooms ...string) {
 	t.Helper()
 	cmd := expectCmd(t, fc, protocol.OpResume)
 	if cmd.SessionID != prev.ID || cmd.ResumeToken != prev.Token {
@@ -328,7 +328,7 @@ func (fc *fakeConn) resumeOK(t *testing.T, prev fakeSession, newToken string, ro
 
 // resumeFail answers the client's resume with an error code
 // (session_invalid, unavailable).
-func (fc *fakeConn) resumeFail(t *testing.T, code protocol.Code) {
+func (fc *fakeConn) resumeFail(t testing.TB, code protocol.Code) {
 	t.Helper()
 	cmd := expectCmd(t, fc, protocol.OpResume)
 	fc.reply(t, protocol.Reply{ID: cmd.ID, Error: &protocol.Error{Code: code, Message: "no"}})
@@ -351,7 +351,7 @@ func (s fakeStream) msg(room string, off uint64) protocol.Message {
 // client has to drop a duplicate — through Last; otherwise (another epoch,
 // messages trimmed, no since) it replies not recovered at Last. It returns
 // the join command.
-func (fc *fakeConn) rejoin(t *testing.T, streams map[string]fakeStream) protocol.Command {
+func (fc *fakeConn) rejoin(t testing.TB, streams map[string]fakeStream) protocol.Command {
 	t.Helper()
 	cmd := expectCmd(t, fc, protocol.OpJoin)
 	s, ok := streams[cmd.Room]

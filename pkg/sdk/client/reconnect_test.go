@@ -41,7 +41,7 @@ func (s *states) next(t *testing.T, want State) StateChange {
 	}
 }
 
-func expectCmd(t *testing.T, fc *fakeConn, op protocol.Op) protocol.Command {
+func expectCmd(t testing.TB, fc *fakeConn, op protocol.Op) protocol.Command {
 	t.Helper()
 	c := fc.cmd(t)
 	if c.Op != op {
@@ -51,7 +51,7 @@ func expectCmd(t *testing.T, fc *fakeConn, op protocol.Op) protocol.Command {
 }
 
 // joinAt joins room on the first connection at position pos.
-func joinAt(t *testing.T, c *Client, fc *fakeConn, room string, pos protocol.Position) {
+func joinAt(t testing.TB, c *Client, fc *fakeConn, room string, pos protocol.Position) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { _, err := c.Join(context.Background(), room); done <- err }()

@@ -70,6 +70,9 @@ const storeTimeout = 2 * time.Second
 
 func (w *worker) run() {
 	defer close(w.done)
+	// Members waiting for a flush would otherwise keep their outbox's
+	// writer role, and nothing queued on them later would go out.
+	defer w.flush()
 	for {
 		var t task
 		select {
