@@ -81,6 +81,9 @@ generator or the machine was the bottleneck.
 
 --procs K runs K worker processes (this binary re-executed), each with a slice
 of the connections and publishers, and merges their reports exactly.
+--publisher-procs P puts the publishers in P worker processes of their own
+(with --procs K subscriber workers), so that a publisher's schedule and
+replies do not wait behind thousands of receiving goroutines.
 
 Subcommand: 'roomcast bench floor --help'.`
 
@@ -119,6 +122,7 @@ func runBench(ctx context.Context, args []string, e *env) int {
 	msgBuf := fs.Int("message-buffer", 0, "SDK message buffer per subscriber (default the SDK's, 1024)")
 	fs.Var(&pids, "pids", "gateway process `ids` (this machine) to account CPU and RSS for; repeat or comma-separate (env ROOMCAST_BENCH_PIDS)")
 	procs := fs.Int("procs", 1, "number of load generator worker processes")
+	pubProcs := fs.Int("publisher-procs", 0, "worker processes for the publishers alone (0: publishers share the --procs workers)")
 	noFloor := fs.Bool("no-floor", false, "skip the floor measurement")
 	floorMsgs := fs.Int64("floor-messages", 200_000, "deliveries of the floor measured before the run")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
@@ -162,6 +166,9 @@ func runBench(ctx context.Context, args []string, e *env) int {
 	}
 	if *procs < 1 {
 		return fs.usageError(e, "--procs must be at least 1")
+	}
+	if *pubProcs < 0 || (*pubProcs > 0 && (*idle || *pubProcs > *pubs)) {
+		return fs.usageError(e, "--publisher-procs must be between 0 and --publishers (and 0 with --idle)")
 	}
 	if *conns < 1 {
 		return fs.usageError(e, "--connections must be at least 1")
@@ -220,10 +227,10 @@ func runBench(ctx context.Context, args []string, e *env) int {
 	}
 	var rep loadgen.Report
 	var err error
-	if *procs == 1 {
+	if *procs == 1 && *pubProcs == 0 {
 		rep, err = loadgen.Run(ctx, cfg)
 	} else {
-		rep, err = runBenchProcs(ctx, cfg, *procs, log)
+		rep, err = runBenchProcs(ctx, cfg, *procs, *pubProcs, log)
 	}
 	if err != nil {
 		return fail(e, "bench", err)

@@ -114,14 +114,16 @@ func (w *benchWorker) next(ctx context.Context, typ string) (workerMsg, error) {
 	}
 }
 
-// runBenchProcs runs cfg split over k worker processes (this executable,
-// re-run as "bench _worker") in step, and merges their reports. The floor
-// and the gateway probe run here, around all workers.
-func runBenchProcs(ctx context.Context, cfg loadgen.Config, k int, log *slog.Logger) (loadgen.Report, error) {
-	parts, err := loadgen.Split(cfg, k)
+// runBenchProcs runs cfg split over k subscriber worker processes and p
+// publisher workers (this executable, re-run as "bench _worker"; p = 0:
+// the k workers share the publishers) in step, and merges their reports.
+// The floor and the gateway probe run here, around all workers.
+func runBenchProcs(ctx context.Context, cfg loadgen.Config, k, p int, log *slog.Logger) (loadgen.Report, error) {
+	parts, err := loadgen.SplitPublishers(cfg, k, p)
 	if err != nil {
 		return loadgen.Report{}, err
 	}
+	k = len(parts)
 	exe, err := os.Executable()
 	if err != nil {
 		return loadgen.Report{}, fmt.Errorf("find own executable to run workers: %w", err)

@@ -15,7 +15,7 @@ func TestBenchHelp(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 	for _, want := range []string{"-url", "-key", "-token", "-connections", "-connect-rate", "-rooms", "-room-count",
-		"-publishers", "-rate", "-duration", "-payload", "-transient", "-codec", "-pids", "-procs", "-no-floor", "-json",
+		"-publishers", "-rate", "-duration", "-payload", "-transient", "-codec", "-pids", "-procs", "-publisher-procs", "-no-floor", "-json",
 		"ROOMCAST_URL", "ROOMCAST_KEY", "ROOMCAST_TOKEN", "ROOMCAST_BENCH_PIDS", "bench floor"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("bench --help lacks %q", want)
@@ -45,6 +45,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"bad rooms", []string{"bench", "--key", key, "--rooms", "few"}, nil, "--rooms must be"},
 		{"bad codec", []string{"bench", "--key", key, "--codec", "cbor"}, nil, "--codec must be"},
 		{"zero procs", []string{"bench", "--key", key, "--procs", "0"}, nil, "--procs"},
+		{"more publisher procs than publishers", []string{"bench", "--key", key, "--publishers", "2", "--publisher-procs", "3"}, nil, "--publisher-procs"},
+		{"publisher procs when idle", []string{"bench", "--key", key, "--idle", "--publisher-procs", "1"}, nil, "--publisher-procs"},
 		{"bad pid", []string{"bench", "--key", key, "--pids", "12,x"}, nil, "not a process id"},
 		{"bad pid from env", []string{"bench", "--key", key}, map[string]string{"ROOMCAST_BENCH_PIDS": "-3"}, "ROOMCAST_BENCH_PIDS"},
 		{"argument", []string{"bench", "--key", key, "extra"}, nil, "unexpected argument"},

@@ -258,19 +258,37 @@ func (cfg Config) normalize() (Config, error) {
 // rate and the publishers' schedule phases, so k workers offer exactly
 // what one process would. Gateway PIDs and the floor stay with the
 // coordinator.
-func Split(cfg Config, k int) ([]Config, error) {
+func Split(cfg Config, k int) ([]Config, error) { return SplitPublishers(cfg, k, 0) }
+
+// SplitPublishers is Split with the publishers in p workers of their own
+// (after the k subscriber workers), when p > 0: a publisher then does not
+// wait behind thousands of receiving goroutines in one Go scheduler, so
+// its schedule and its replies are not delayed by the subscribers' load.
+func SplitPublishers(cfg Config, k, p int) ([]Config, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return nil, err
 	}
-	if k < 1 {
-		return nil, fmt.Errorf("loadgen: split into %d workers", k)
+	if k < 1 || p < 0 {
+		return nil, fmt.Errorf("loadgen: split into %d subscriber and %d publisher workers", k, p)
 	}
-	out := make([]Config, k)
-	for w := range k {
+	if p > 0 && p > cfg.Publishers {
+		return nil, fmt.Errorf("loadgen: %d publisher workers for %d publishers", p, cfg.Publishers)
+	}
+	out := make([]Config, k+p)
+	for w := range k + p {
 		c := cfg
-		c.FirstConnection, c.Connections = sliceOf(cfg.Connections, k, w)
-		c.FirstPublisher, c.Publishers = sliceOf(cfg.Publishers, k, w)
+		switch {
+		case p == 0:
+			c.FirstConnection, c.Connections = sliceOf(cfg.Connections, k, w)
+			c.FirstPublisher, c.Publishers = sliceOf(cfg.Publishers, k, w)
+		case w < k:
+			c.FirstConnection, c.Connections = sliceOf(cfg.Connections, k, w)
+			c.FirstPublisher, c.Publishers = 0, 0
+		default:
+			c.FirstConnection, c.Connections = 0, 0
+			c.FirstPublisher, c.Publishers = sliceOf(cfg.Publishers, p, w-k)
+		}
 		c.TotalConnections, c.TotalPublishers = cfg.Connections, cfg.Publishers
 		c.GatewayPIDs, c.SkipFloor, c.Logger = nil, true, nil
 		c.Seed = cfg.Seed + uint64(w)*0x9e3779b97f4a7c15

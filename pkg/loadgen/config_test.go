@@ -75,3 +75,32 @@ func TestSplit(t *testing.T) {
 		t.Error("split into 0 parts succeeded")
 	}
 }
+
+func TestSplitPublishers(t *testing.T) {
+	cfg := Config{URLs: []string{"ws://x"}, Token: "t", Connections: 1001, Publishers: 3, GatewayPIDs: []int{1}}
+	parts, err := SplitPublishers(cfg, 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 4 {
+		t.Fatalf("%d parts, want 4", len(parts))
+	}
+	want := []struct{ firstConn, conns, firstPub, pubs int }{{0, 501, 0, 0}, {501, 500, 0, 0}, {0, 0, 0, 2}, {0, 0, 2, 1}}
+	for i, p := range parts {
+		w := want[i]
+		if p.FirstConnection != w.firstConn || p.Connections != w.conns || p.FirstPublisher != w.firstPub || p.Publishers != w.pubs {
+			t.Errorf("part %d: connections %d+%d, publishers %d+%d; want %+v", i, p.FirstConnection, p.Connections, p.FirstPublisher, p.Publishers, w)
+		}
+		if p.TotalConnections != 1001 || p.TotalPublishers != 3 {
+			t.Errorf("part %d totals %d/%d", i, p.TotalConnections, p.TotalPublishers)
+		}
+		// A worker's config survives its own normalize: zero stays zero.
+		n, err := p.normalize()
+		if err != nil || n.Publishers != p.Publishers || n.Connections != p.Connections {
+			t.Errorf("part %d renormalized: %v %+v", i, err, n)
+		}
+	}
+	if _, err := SplitPublishers(cfg, 1, 4); err == nil {
+		t.Error("4 publisher workers for 3 publishers accepted")
+	}
+}

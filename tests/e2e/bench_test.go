@@ -61,13 +61,17 @@ func checkBenchArithmetic(t *testing.T, r loadgen.Report, conns, publishers int,
 	if g == nil || len(g.Each) != len(pids) {
 		t.Fatalf("gateway figures %+v: want one per pid %v", g, pids)
 	}
+	// Gateway CPU comes from /proc in clock ticks (10 ms): these runs are
+	// small enough that a gateway may not use one tick in the window, so
+	// only its presence is checked here (pkg/loadgen's proc tests check
+	// the reading itself).
 	for i, p := range g.Each {
-		if p.PID != pids[i] || p.CPUSeconds <= 0 || p.RSSConnected <= 0 {
-			t.Errorf("gateway %d: %+v: want CPU and RSS above zero", pids[i], p)
+		if p.PID != pids[i] || p.CPUSeconds < 0 || p.RSSConnected <= 0 {
+			t.Errorf("gateway %d: %+v: want CPU measured and RSS above zero", pids[i], p)
 		}
 	}
-	if g.CPUPerMillion <= 0 || r.Loadgen.CPUSeconds <= 0 {
-		t.Errorf("gateway %v CPU-s per 1M, load generator %v CPU-s: want both above zero", g.CPUPerMillion, r.Loadgen.CPUSeconds)
+	if g.CPUPerMillion < 0 || r.Loadgen.CPUSeconds <= 0 {
+		t.Errorf("gateway %v CPU-s per 1M, load generator %v CPU-s: want them measured", g.CPUPerMillion, r.Loadgen.CPUSeconds)
 	}
 }
 
@@ -141,36 +145,40 @@ func TestBenchRunMsgpack(t *testing.T) {
 
 // TestBenchProcs runs `roomcast bench --procs 2`: two worker processes
 // with slices of the connections and publishers, whose reports the
-// coordinator merges (histograms included).
+// coordinator merges (histograms included); then `--procs 1
+// --publisher-procs 1`: the publishers in a worker of their own.
 func TestBenchProcs(t *testing.T) {
 	t.Parallel()
 	env := harness.NewEnv(t)
 	gw0 := env.Gateway(t, "gw-bench-p0", benchGatewayEnv...)
 	gw1 := env.Gateway(t, "gw-bench-p1", benchGatewayEnv...)
 	pids := []int{gw0.Pid(), gw1.Pid()}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, harness.Binary(t, "roomcast"), "bench",
-		"--url", gw0.WSURL()+","+gw1.WSURL(),
-		"--connections", "40", "--rooms", "many", "--room-count", "4",
-		"--publishers", "3", "--rate", "60", "--duration", "1s",
-		"--pids", strconv.Itoa(pids[0])+","+strconv.Itoa(pids[1]),
-		"--procs", "2", "--no-floor", "--json", "--raw", "--quiet")
-	cmd.Env = append(cmd.Environ(), "ROOMCAST_KEY="+env.Key.String())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("roomcast bench: %v\n%s", err, stderr.String())
+	for _, procs := range [][]string{{"--procs", "2"}, {"--procs", "1", "--publisher-procs", "1"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		args := append([]string{"bench",
+			"--url", gw0.WSURL() + "," + gw1.WSURL(),
+			"--connections", "40", "--rooms", "many", "--room-count", "4",
+			"--publishers", "3", "--rate", "60", "--duration", "1s",
+			"--pids", strconv.Itoa(pids[0]) + "," + strconv.Itoa(pids[1]),
+			"--no-floor", "--json", "--raw", "--quiet"}, procs...)
+		cmd := exec.CommandContext(ctx, harness.Binary(t, "roomcast"), args...)
+		cmd.Env = append(cmd.Environ(), "ROOMCAST_KEY="+env.Key.String())
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("roomcast bench %v: %v\n%s", procs, err, stderr.String())
+		}
+		if strings.Contains(stderr.String(), env.Key.String()) {
+			t.Error("the API key appears on stderr")
+		}
+		var r loadgen.Report
+		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+			t.Fatalf("report is not JSON: %v\n%s", err, stdout.String())
+		}
+		if r.Procs != 2 || r.Loadgen.Procs != 2 {
+			t.Errorf("%v: procs %d (load generator %d), want 2", procs, r.Procs, r.Loadgen.Procs)
+		}
+		checkBenchArithmetic(t, r, 40, 3, 60, pids)
 	}
-	if strings.Contains(stderr.String(), env.Key.String()) {
-		t.Error("the API key appears on stderr")
-	}
-	var r loadgen.Report
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatalf("report is not JSON: %v\n%s", err, stdout.String())
-	}
-	if r.Procs != 2 || r.Loadgen.Procs != 2 {
-		t.Errorf("procs %d (load generator %d), want 2", r.Procs, r.Loadgen.Procs)
-	}
-	checkBenchArithmetic(t, r, 40, 3, 60, pids)
 }
