@@ -38,11 +38,6 @@ func releaseQueue(q *[][]byte) {
 	queues.Put(q)
 }
 
-// SendFrame queues a frame and flushes it unless a writer is at work.
-func (c *Conn) SendFrame(frame []byte) {
-	c.enqueue(frame, false)
-}
-
 // QueueFrame implements hub.Member: it queues without writing and reports
 // whether the caller must call Flush (the connection had nothing waiting).
 // It never blocks: a connection whose queue is over its cap is a slow

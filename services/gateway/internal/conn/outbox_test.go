@@ -126,13 +126,13 @@ func TestOutboxHandsAFullSocketToAGoroutine(t *testing.T) {
 		defer close(sent)
 		for i := range frames {
 			f := bytes.Repeat([]byte{byte(i)}, size)
-			c.SendFrame(f)
+			c.enqueue(f, false)
 		}
 	}()
 	select {
 	case <-sent:
 	case <-time.After(10 * time.Second):
-		t.Fatal("SendFrame waited for a peer that does not read")
+		t.Fatal("sending waited for a peer that does not read")
 	}
 	for i := range frames {
 		got := readN(t, peer, size)
