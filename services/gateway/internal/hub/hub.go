@@ -141,6 +141,7 @@ type room struct {
 	pending map[uint64]*envelope.Envelope
 	armed   bool // a gap check is scheduled
 	removed bool
+	joining map[Member]*joinState // joins waiting for the recovery stream
 
 	fanned atomic.Uint64 // messages fanned out (live room metrics)
 }

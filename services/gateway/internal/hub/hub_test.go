@@ -234,6 +234,7 @@ func TestJoinGetsOnlyMessagesAfterItsPosition(t *testing.T) {
 type staleLog struct {
 	*roomlog.Log
 	stale atomic.Pointer[protocol.Position]
+	gate  atomic.Pointer[gatedRanges]
 }
 
 func (s *staleLog) Position(ctx context.Context, app, room string) (protocol.Position, error) {
@@ -241,6 +242,37 @@ func (s *staleLog) Position(ctx context.Context, app, room string) (protocol.Pos
 		return *p, nil
 	}
 	return s.Log.Position(ctx, app, room)
+}
+
+// gatedRanges holds every Range until open is closed, and says on entered
+// that one is waiting: a slow Redis, on demand.
+type gatedRanges struct {
+	open    chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+// newGate installs a closed gate on f's log; it opens at the latest when
+// the test ends, before the hub closes (a worker stuck in Range would
+// otherwise never let Close return).
+func (f *fixture) newGate(t *testing.T) *gatedRanges {
+	g := &gatedRanges{open: make(chan struct{}), entered: make(chan struct{}, 1)}
+	f.log.gate.Store(g)
+	t.Cleanup(g.release)
+	return g
+}
+
+func (g *gatedRanges) release() { g.once.Do(func() { close(g.open) }) }
+
+func (s *staleLog) Range(ctx context.Context, app, room, epoch string, from, to uint64) ([]roomlog.Entry, error) {
+	if g := s.gate.Load(); g != nil {
+		select {
+		case g.entered <- struct{}{}:
+		default:
+		}
+		<-g.open
+	}
+	return s.Log.Range(ctx, app, room, epoch, from, to)
 }
 
 func TestJoinBehindTheRoomIsCaughtUpFromTheStream(t *testing.T) {
@@ -411,5 +443,101 @@ func TestJoinSinceBeyondTheStreamIsNotRecovered(t *testing.T) {
 	}
 	if got := m.offsets(); len(got) != 0 {
 		t.Fatalf("a partial replay was delivered: %v", got)
+	}
+}
+
+// A joiner's recovery read runs off the room's worker: while it waits for
+// Redis, the room goes on delivering to its members, and the joiner, once
+// its read is back, gets everything — what it missed and what the room
+// delivered meanwhile — in order, then live traffic.
+func TestSlowJoinReadDoesNotHoldUpTheRoom(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	other := f.join(t, "r")
+	b := f.appendN(t, "r", 3)
+	f.h.HandleDelivery(0, b[0])
+	f.h.HandleDelivery(0, b[1])
+	waitOffsets(t, other, 1, 2)
+
+	g := f.newGate(t)
+	pos, err := f.rlog.Position(context.Background(), "a", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &member{}
+	if err := f.h.Join(context.Background(), "a", "r", m, 7, &protocol.Position{Offset: 0, Epoch: pos.Epoch}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the join never read the stream")
+	}
+	// Redis is "slow" for the joiner; the room is not.
+	f.h.HandleDelivery(0, b[2])
+	more := f.appendN(t, "r", 2)
+	for _, body := range more {
+		f.h.HandleDelivery(0, body)
+	}
+	waitOffsets(t, other, 1, 2, 3, 4, 5)
+	m.mu.Lock()
+	early := len(m.replies) + len(m.msgs)
+	m.mu.Unlock()
+	if early != 0 {
+		t.Fatalf("the joiner heard %d frames before its read came back", early)
+	}
+
+	f.log.gate.Store(nil)
+	g.release()
+	testenv.WaitFor(t, 5*time.Second, "join reply", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.replies) == 1
+	})
+	if r := m.replies[0]; !r.Recovered || r.Position.Offset != 3 {
+		t.Fatalf("reply %+v, want recovered at offset 3", r)
+	}
+	waitOffsets(t, m, 1, 2, 3, 4, 5)
+	last := f.appendN(t, "r", 1)
+	f.h.HandleDelivery(0, last[0])
+	waitOffsets(t, m, 1, 2, 3, 4, 5, 6)
+	waitOffsets(t, other, 1, 2, 3, 4, 5, 6)
+}
+
+// A member that leaves while its join waits for the stream gets its join
+// answered and nothing else.
+func TestLeaveDuringSlowJoinRead(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	other := f.join(t, "r")
+	b := f.appendN(t, "r", 2)
+	for _, body := range b {
+		f.h.HandleDelivery(0, body)
+	}
+	waitOffsets(t, other, 1, 2)
+	g := f.newGate(t)
+	pos, _ := f.rlog.Position(context.Background(), "a", "r")
+	m := &member{}
+	if err := f.h.Join(context.Background(), "a", "r", m, 7, &protocol.Position{Offset: 0, Epoch: pos.Epoch}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the join never read the stream")
+	}
+	f.h.Leave("a", "r", m)
+	f.log.gate.Store(nil)
+	g.release()
+	testenv.WaitFor(t, 5*time.Second, "join reply", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.replies) == 1
+	})
+	more := f.appendN(t, "r", 1)
+	f.h.HandleDelivery(0, more[0])
+	waitOffsets(t, other, 1, 2, 3)
+	if got := m.offsets(); len(got) != 0 {
+		t.Fatalf("a member that left got %v", got)
 	}
 }

@@ -19,6 +19,7 @@ const (
 	taskRemove
 	taskGapCheck
 	taskResync
+	taskJoinRead
 )
 
 type task struct {
@@ -30,6 +31,7 @@ type task struct {
 	since *protocol.Position
 	id    uint64
 	last  bool
+	read  *joinRead // taskJoinRead
 }
 
 // worker owns the delivery state of its rooms; everything on a room runs
@@ -142,6 +144,10 @@ func (w *worker) handle(t task) {
 	case taskRemove:
 		if t.m != nil {
 			delete(r.members, t.m)
+			if js := r.joining[t.m]; js != nil {
+				js.left = true
+				delete(r.joining, t.m)
+			}
 		}
 		if t.last {
 			r.removed = true
@@ -152,6 +158,8 @@ func (w *worker) handle(t task) {
 		w.fillGap(r)
 	case taskResync:
 		w.resync(r)
+	case taskJoinRead:
+		w.joinRead(r, t.m, t.read)
 	}
 }
 
@@ -305,6 +313,13 @@ func (w *worker) resync(r *room) {
 // read). With since (a recovering client), m receives everything after
 // since, if the room's stream still holds all of it in the same epoch;
 // otherwise the reply says recovered=false and m continues after pos.
+//
+// What m needs from the stream is read off the worker (readForJoin), so
+// that a crowd of clients resuming into a big room does not hold up the
+// room's delivery to everyone else with one Redis read each. The room goes
+// on delivering meanwhile; each read's result comes back as a task, and
+// whatever the room delivered past it is read in turn, until m has caught
+// up and is admitted.
 func (w *worker) add(r *room, m Member, pos protocol.Position, since *protocol.Position, id uint64) {
 	if r.removed {
 		// Cannot happen while m holds a reference; answer anyway.
@@ -324,35 +339,123 @@ func (w *worker) add(r *room, m Member, pos protocol.Position, since *protocol.P
 	if pos.Epoch != r.epoch {
 		from = r.next
 	}
-	recovered := false
-	var backlog []roomlog.Entry
+	js := &joinState{id: id, pos: pos, epoch: r.epoch, from: from, covered: from - 1}
 	if since != nil && since.Epoch == r.epoch && pos.Epoch == r.epoch && since.Offset <= pos.Offset {
 		// Everything after since must still be in the stream, including
 		// what this node has not delivered yet (it may need filling).
 		to := max(pos.Offset, r.next-1)
 		if since.Offset >= to {
-			recovered, from = true, since.Offset+1
-		} else if entries, err := w.read(r, since.Offset+1, to); err == nil {
-			recovered, from, backlog = true, since.Offset+1, entries
+			js.recovered, js.from, js.covered = true, since.Offset+1, since.Offset
+		} else {
+			js.since = since.Offset
+			w.readForJoin(r, m, js, since.Offset+1, to, true)
+			return
 		}
 	}
-	if !recovered && from < r.next {
-		// The room delivered past m's position before m was added.
-		entries, err := w.read(r, from, r.next-1)
-		if err != nil {
-			w.h.log.Warn("join catch-up incomplete", "app", r.key.app, "room", r.key.room, "err", err)
-		}
-		backlog = entries
+	w.catchUp(r, m, js)
+}
+
+// joinState is a join waiting for the recovery stream.
+type joinState struct {
+	id        uint64
+	pos       protocol.Position // what the join read; the reply carries it
+	epoch     string            // the room's epoch when the join started
+	since     uint64            // the recovering client's last offset
+	from      uint64            // the first offset m receives
+	recovered bool
+	backlog   []roomlog.Entry
+	covered   uint64 // backlog holds every offset from from up to here
+	left      bool   // m left the room before it was admitted
+}
+
+// joinRead is one read's result for a join.
+type joinRead struct {
+	join    *joinState
+	to      uint64 // the read's last offset
+	entries []roomlog.Entry
+	err     error
+	since   bool // the read that decides recovered
+}
+
+// catchUp reads what the room delivered past what js holds, or admits m.
+func (w *worker) catchUp(r *room, m Member, js *joinState) {
+	if js.covered+1 < r.next {
+		w.readForJoin(r, m, js, js.covered+1, r.next-1, false)
+		return
 	}
-	p := pos
+	w.admit(r, m, js)
+}
+
+// readForJoin reads offsets from..to of the room's stream for js on a
+// goroutine and hands the result back to the worker.
+func (w *worker) readForJoin(r *room, m Member, js *joinState, from, to uint64, since bool) {
+	if r.joining == nil {
+		r.joining = make(map[Member]*joinState)
+	}
+	r.joining[m] = js
+	epoch := js.epoch
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		entries, err := w.h.rlog.Range(ctx, r.key.app, r.key.room, epoch, from, to)
+		cancel()
+		w.post(task{kind: taskJoinRead, r: r, m: m, read: &joinRead{join: js, to: to, entries: entries, err: err, since: since}})
+	}()
+}
+
+// joinRead continues a join with a read's result.
+func (w *worker) joinRead(r *room, m Member, rd *joinRead) {
+	js := rd.join
+	if r.joining[m] == js {
+		delete(r.joining, m)
+	}
+	room, _ := protocol.ChannelRoom(r.key.room)
+	switch {
+	case r.removed:
+		m.Reply(&protocol.Reply{ID: js.id, Error: protocol.NewError(protocol.CodeUnavailable, "room was torn down during join; retry")})
+		return
+	case js.left:
+		// Left before it was admitted: answer the join, deliver nothing.
+		p := js.pos
+		m.Reply(&protocol.Reply{ID: js.id, Room: room, Position: &p})
+		return
+	case r.epoch != js.epoch:
+		// The room's state in Redis restarted meanwhile: continue in the
+		// new epoch from where the room is.
+		js.recovered, js.from, js.backlog = false, r.next, nil
+		js.covered = r.next - 1
+		w.admit(r, m, js)
+		return
+	case rd.err != nil && rd.since:
+		// The stream no longer holds everything after since: the client
+		// continues after the join's position.
+		w.catchUp(r, m, js)
+		return
+	case rd.err != nil:
+		w.h.log.Warn("join catch-up incomplete", "app", r.key.app, "room", r.key.room, "err", rd.err)
+		js.backlog = append(js.backlog, rd.entries...)
+		js.covered = r.next - 1
+		w.admit(r, m, js)
+		return
+	}
+	if rd.since {
+		js.recovered, js.from = true, js.since+1
+	}
+	js.backlog = append(js.backlog, rd.entries...)
+	js.covered = rd.to
+	w.catchUp(r, m, js)
+}
+
+// admit sends m its join reply and backlog and makes it a member.
+func (w *worker) admit(r *room, m Member, js *joinState) {
+	p := js.pos
 	room, _ := protocol.ChannelRoom(r.key.room) // a presence subscription answers with the client's room
-	m.Reply(&protocol.Reply{ID: id, Room: room, Position: &p, Recovered: recovered})
-	for i := range backlog {
-		if backlog[i].Offset >= from && backlog[i].Offset < r.next {
-			w.send(m, w.decodeEntry(r, backlog[i]))
+	m.Reply(&protocol.Reply{ID: js.id, Room: room, Position: &p, Recovered: js.recovered})
+	for i := range js.backlog {
+		if js.backlog[i].Offset >= js.from && js.backlog[i].Offset < r.next {
+			w.send(m, w.decodeEntry(r, js.backlog[i]))
 		}
 	}
-	r.members[m] = from
+	r.members[m] = js.from
 	w.drain(r)
 	w.arm(r)
 }
