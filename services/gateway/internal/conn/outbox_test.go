@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 
 // outboxConn is a Conn with only what its outbox uses, writing to the
 // server side of a loopback TCP connection; peer is the client side.
-func outboxConn(t *testing.T) (*Conn, net.Conn) {
+func outboxConn(t testing.TB) (*Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +55,7 @@ func outboxConn(t *testing.T) (*Conn, net.Conn) {
 	return c, peer
 }
 
-func readN(t *testing.T, r io.Reader, n int) []byte {
+func readN(t testing.TB, r io.Reader, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
@@ -144,4 +145,41 @@ func TestOutboxHandsAFullSocketToAGoroutine(t *testing.T) {
 	if f := testutil.ToFloat64(c.d.Metrics.FramesOut); f != frames {
 		t.Fatalf("FramesOut %v, want %d", f, frames)
 	}
+}
+
+// BenchmarkOutboxFanOut1000: one frame queued on 1,000 connections, then
+// each flushed — the hub's part of a delivery, on real loopback sockets
+// whose peers a goroutine per socket drains (as the floor's readers do).
+// One op is 1,000 deliveries.
+func BenchmarkOutboxFanOut1000(b *testing.B) {
+	const members = 1000
+	conns := make([]*Conn, members)
+	for i := range conns {
+		c, peer := outboxConn(b)
+		conns[i] = c
+		go func() { _, _ = io.Copy(io.Discard, peer) }()
+	}
+	frame := bytes.Repeat([]byte{'m'}, 100)
+	b.ReportAllocs()
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	for range b.N {
+		for _, c := range conns {
+			if c.QueueFrame(frame) {
+				c.Flush()
+			}
+		}
+	}
+	b.StopTimer()
+	// Process CPU (writer and readers), comparable with `roomcast bench
+	// floor`'s CPU per delivery.
+	b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N*members), "cpu-ns/delivery")
+}
+
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
