@@ -123,7 +123,6 @@ func runBenchProcs(ctx context.Context, cfg loadgen.Config, k, p int, log *slog.
 	if err != nil {
 		return loadgen.Report{}, err
 	}
-	k = len(parts)
 	exe, err := os.Executable()
 	if err != nil {
 		return loadgen.Report{}, fmt.Errorf("find own executable to run workers: %w", err)
@@ -144,7 +143,7 @@ func runBenchProcs(ctx context.Context, cfg loadgen.Config, k, p int, log *slog.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // kills the workers if we return early
 	quiet := !log.Enabled(ctx, slog.LevelInfo)
-	workers := make([]*benchWorker, k)
+	workers := make([]*benchWorker, len(parts))
 	defer func() {
 		for _, w := range workers {
 			if w != nil {
@@ -177,9 +176,9 @@ func runBenchProcs(ctx context.Context, cfg loadgen.Config, k, p int, log *slog.
 			return loadgen.Report{}, err
 		}
 	}
-	log.Info("bench: workers started", "procs", k)
+	log.Info("bench: workers started", "procs", len(workers))
 
-	members := make([][]int64, k)
+	members := make([][]int64, len(workers))
 	for i, w := range workers {
 		m, err := w.next(ctx, "ready")
 		if err != nil {
@@ -218,7 +217,7 @@ func runBenchProcs(ctx context.Context, cfg loadgen.Config, k, p int, log *slog.
 			return loadgen.Report{}, err
 		}
 	}
-	reports := make([]loadgen.Report, k)
+	reports := make([]loadgen.Report, len(workers))
 	for i, w := range workers {
 		m, err := w.next(ctx, "report")
 		if err != nil {

@@ -272,21 +272,21 @@ func SplitPublishers(cfg Config, k, p int) ([]Config, error) {
 	if k < 1 || p < 0 {
 		return nil, fmt.Errorf("loadgen: split into %d subscriber and %d publisher workers", k, p)
 	}
-	if p > 0 && p > cfg.Publishers {
+	if p > cfg.Publishers {
 		return nil, fmt.Errorf("loadgen: %d publisher workers for %d publishers", p, cfg.Publishers)
 	}
 	out := make([]Config, k+p)
 	for w := range k + p {
 		c := cfg
+		c.FirstConnection, c.Connections = 0, 0
+		if w < k {
+			c.FirstConnection, c.Connections = sliceOf(cfg.Connections, k, w)
+		}
+		c.FirstPublisher, c.Publishers = 0, 0
 		switch {
 		case p == 0:
-			c.FirstConnection, c.Connections = sliceOf(cfg.Connections, k, w)
 			c.FirstPublisher, c.Publishers = sliceOf(cfg.Publishers, k, w)
-		case w < k:
-			c.FirstConnection, c.Connections = sliceOf(cfg.Connections, k, w)
-			c.FirstPublisher, c.Publishers = 0, 0
-		default:
-			c.FirstConnection, c.Connections = 0, 0
+		case w >= k:
 			c.FirstPublisher, c.Publishers = sliceOf(cfg.Publishers, p, w-k)
 		}
 		c.TotalConnections, c.TotalPublishers = cfg.Connections, cfg.Publishers

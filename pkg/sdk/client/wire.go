@@ -26,13 +26,13 @@ const (
 	closeTimeout = 5 * time.Second
 )
 
-// wire is one WebSocket connection to a gateway: handshake, the reader
-// (pings, replies, messages) and writes. The reconnecting Client runs one
-// wire at a time.
 // readBufferSize is the read buffer per connection: a few dozen of the
 // gateway's coalesced message frames.
 const readBufferSize = 4096
 
+// wire is one WebSocket connection to a gateway: handshake, the reader
+// (pings, replies, messages) and writes. The reconnecting Client runs one
+// wire at a time.
 type wire struct {
 	cfg   Config
 	log   *slog.Logger
