@@ -85,29 +85,29 @@ func (c *Conn) push(frame []byte, final bool) (ok, first bool) {
 	return true, first
 }
 
-// take hands the writer everything queued, or, when nothing is, ends its
-// turn (closing says whether the close frame has gone out).
-func (c *Conn) take() (q *[][]byte, n int, closing bool) {
+// take hands the writer everything queued and its byte count. When nothing
+// is queued it ends the writer's turn and returns nil; if the close frame
+// was the last thing written, the read side then gets its grace.
+func (c *Conn) take() (*[][]byte, int) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.queue == nil {
-		c.writing = false
-		return nil, 0, c.closing
-	}
-	q, n = c.queue, c.queued
+	q, n, closing := c.queue, c.queued, c.closing
 	c.queue, c.queued = nil, 0
-	return q, n, false
+	if q == nil {
+		c.writing = false
+	}
+	c.mu.Unlock()
+	if q == nil && closing {
+		c.closeWritten()
+	}
+	return q, n
 }
 
 // Flush implements hub.Member: the writer writes what is queued without
 // waiting, and hands over to a goroutine only when the socket is full.
 func (c *Conn) Flush() {
 	for {
-		q, n, closing := c.take()
+		q, n := c.take()
 		if q == nil {
-			if closing {
-				c.closeWritten()
-			}
 			return
 		}
 		if c.poll == nil {
@@ -146,11 +146,7 @@ func (c *Conn) drain(q *[][]byte, rest [][]byte, n int) {
 		}
 		c.wrote(len(*q), n)
 		releaseQueue(q)
-		var closing bool
-		if q, n, closing = c.take(); q == nil {
-			if closing {
-				c.closeWritten()
-			}
+		if q, n = c.take(); q == nil {
 			return
 		}
 		rest = *q

@@ -323,7 +323,7 @@ func (w *worker) resync(r *room) {
 func (w *worker) add(r *room, m Member, pos protocol.Position, since *protocol.Position, id uint64) {
 	if r.removed {
 		// Cannot happen while m holds a reference; answer anyway.
-		m.Reply(&protocol.Reply{ID: id, Error: protocol.NewError(protocol.CodeUnavailable, "room was torn down during join; retry")})
+		replyTornDown(m, id)
 		return
 	}
 	if r.next == 0 {
@@ -353,6 +353,11 @@ func (w *worker) add(r *room, m Member, pos protocol.Position, since *protocol.P
 		}
 	}
 	w.catchUp(r, m, js)
+}
+
+// replyTornDown answers a join whose room was removed before m was added.
+func replyTornDown(m Member, id uint64) {
+	m.Reply(&protocol.Reply{ID: id, Error: protocol.NewError(protocol.CodeUnavailable, "room was torn down during join; retry")})
 }
 
 // joinState is a join waiting for the recovery stream.
@@ -395,9 +400,7 @@ func (w *worker) readForJoin(r *room, m Member, js *joinState, from, to uint64, 
 	r.joining[m] = js
 	epoch := js.epoch
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-		entries, err := w.h.rlog.Range(ctx, r.key.app, r.key.room, epoch, from, to)
-		cancel()
+		entries, err := w.rangeOf(r, epoch, from, to)
 		w.post(task{kind: taskJoinRead, r: r, m: m, read: &joinRead{join: js, to: to, entries: entries, err: err, since: since}})
 	}()
 }
@@ -408,13 +411,13 @@ func (w *worker) joinRead(r *room, m Member, rd *joinRead) {
 	if r.joining[m] == js {
 		delete(r.joining, m)
 	}
-	room, _ := protocol.ChannelRoom(r.key.room)
 	switch {
 	case r.removed:
-		m.Reply(&protocol.Reply{ID: js.id, Error: protocol.NewError(protocol.CodeUnavailable, "room was torn down during join; retry")})
+		replyTornDown(m, js.id)
 		return
 	case js.left:
 		// Left before it was admitted: answer the join, deliver nothing.
+		room, _ := protocol.ChannelRoom(r.key.room)
 		p := js.pos
 		m.Reply(&protocol.Reply{ID: js.id, Room: room, Position: &p})
 		return
@@ -460,11 +463,18 @@ func (w *worker) admit(r *room, m Member, js *joinState) {
 	w.arm(r)
 }
 
+// read reads the room's stream on the worker (gap fills, resyncs).
 func (w *worker) read(r *room, from, to uint64) ([]roomlog.Entry, error) {
 	w.flush() // what is queued must not wait for Redis
+	return w.rangeOf(r, r.epoch, from, to)
+}
+
+// rangeOf reads offsets from..to of the room's stream in epoch, bounded by
+// storeTimeout. Safe off the worker.
+func (w *worker) rangeOf(r *room, epoch string, from, to uint64) ([]roomlog.Entry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	return w.h.rlog.Range(ctx, r.key.app, r.key.room, r.epoch, from, to)
+	return w.h.rlog.Range(ctx, r.key.app, r.key.room, epoch, from, to)
 }
 
 func (w *worker) decodeEntry(r *room, e roomlog.Entry) *envelope.Envelope {

@@ -17,11 +17,12 @@ const maxIovecs = 1024
 // writer is one TryWrite's state, pooled so that handing a callback to
 // RawConn.Write does not allocate.
 type writer struct {
-	bufs [][]byte
-	iov  []unix.Iovec
-	n    int
-	err  error
-	fn   func(fd uintptr) bool
+	bufs  [][]byte
+	iov   []unix.Iovec
+	tried int // bytes the attempt offered
+	n     int
+	err   error
+	fn    func(fd uintptr) bool
 }
 
 var writers = sync.Pool{New: func() any {
@@ -38,9 +39,10 @@ func (w *writer) write(fd uintptr) bool {
 		var errno syscall.Errno
 		if len(w.bufs) == 1 {
 			b := w.bufs[0]
+			w.tried = len(b)
 			r, _, errno = unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
 		} else {
-			w.iov = w.iov[:0]
+			w.iov, w.tried = w.iov[:0], 0
 			for _, b := range w.bufs[:min(len(w.bufs), maxIovecs)] {
 				if len(b) == 0 {
 					continue
@@ -48,6 +50,7 @@ func (w *writer) write(fd uintptr) bool {
 				v := unix.Iovec{Base: unsafe.SliceData(b)}
 				v.SetLen(len(b))
 				w.iov = append(w.iov, v)
+				w.tried += len(b)
 			}
 			if len(w.iov) == 0 {
 				w.n, w.err = 0, nil
@@ -92,12 +95,8 @@ func TryWrite(rc syscall.RawConn, bufs [][]byte) ([][]byte, error) {
 		if w.err != nil {
 			return bufs, w.err
 		}
-		tried := 0
-		for _, b := range bufs[:min(len(bufs), maxIovecs)] {
-			tried += len(b)
-		}
 		bufs = consume(bufs, w.n)
-		if w.n < tried {
+		if w.n < w.tried {
 			return bufs, nil // the send buffer is full
 		}
 	}
