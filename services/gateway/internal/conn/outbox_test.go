@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/roomcast/roomcast/pkg/testenv"
 	"github.com/roomcast/roomcast/services/gateway/config"
 	"github.com/roomcast/roomcast/services/gateway/internal/metrics"
 )
@@ -22,22 +23,7 @@ import (
 // server side of a loopback TCP connection; peer is the client side.
 func outboxConn(t testing.TB) (*Conn, net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Close() })
-	nc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	tc := nc.(*net.TCPConn)
+	tc, peer := testenv.TCPPair(t)
 	rc, err := tc.SyscallConn()
 	if err != nil {
 		t.Fatal(err)

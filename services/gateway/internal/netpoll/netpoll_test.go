@@ -7,32 +7,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/roomcast/roomcast/pkg/testenv"
 )
 
 type readyChan chan struct{}
 
 func (r readyChan) Ready() { r <- struct{}{} }
-
-// pair returns the server side of a loopback TCP connection and its peer.
-func pair(t testing.TB) (*net.TCPConn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Close() })
-	c, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c.(*net.TCPConn), peer
-}
 
 func rawConn(t testing.TB, c *net.TCPConn) syscall.RawConn {
 	t.Helper()
@@ -57,7 +38,7 @@ func TestReadyWhenReadableAndAfterRearm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, peer := pair(t)
+	c, peer := testenv.TCPPair(t)
 	rc := rawConn(t, c)
 	r := make(readyChan, 4)
 	d, err := p.Add(rc, r)
@@ -103,7 +84,7 @@ func TestRemovedSocketCannotBeRearmed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := pair(t)
+	c, _ := testenv.TCPPair(t)
 	d, err := p.Add(rawConn(t, c), make(readyChan, 1))
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +107,7 @@ func TestDescriptorReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c1, _ := pair(t)
+	c1, _ := testenv.TCPPair(t)
 	old := make(readyChan, 4)
 	d1, err := p.Add(rawConn(t, c1), old)
 	if err != nil {
@@ -134,7 +115,7 @@ func TestDescriptorReuse(t *testing.T) {
 	}
 	d1.Remove()
 	c1.Close()
-	c2, peer2 := pair(t)
+	c2, peer2 := testenv.TCPPair(t)
 	cur := make(readyChan, 4)
 	d2, err := p.Add(rawConn(t, c2), cur)
 	if err != nil {
@@ -154,7 +135,7 @@ func TestDescriptorReuse(t *testing.T) {
 }
 
 func TestPendingOnClosedSocket(t *testing.T) {
-	c, _ := pair(t)
+	c, _ := testenv.TCPPair(t)
 	rc := rawConn(t, c)
 	c.Close()
 	if !Pending(rc) {

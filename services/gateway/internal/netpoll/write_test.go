@@ -7,10 +7,12 @@ import (
 	"io"
 	"net"
 	"testing"
+
+	"github.com/roomcast/roomcast/pkg/testenv"
 )
 
 func TestTryWriteWritesEverythingInOrder(t *testing.T) {
-	c, peer := pair(t)
+	c, peer := testenv.TCPPair(t)
 	rc := rawConn(t, c)
 	var bufs [][]byte
 	var want []byte
@@ -36,7 +38,7 @@ func TestTryWriteWritesEverythingInOrder(t *testing.T) {
 // A socket whose peer does not read fills up: TryWrite returns what did not
 // fit instead of waiting, and writing that rest later completes the stream.
 func TestTryWriteReturnsTheRestWhenTheSocketIsFull(t *testing.T) {
-	c, peer := pair(t)
+	c, peer := testenv.TCPPair(t)
 	if err := c.SetWriteBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func TestTryWriteReturnsTheRestWhenTheSocketIsFull(t *testing.T) {
 }
 
 func TestTryWriteOnAClosedSocketFails(t *testing.T) {
-	c, _ := pair(t)
+	c, _ := testenv.TCPPair(t)
 	rc := rawConn(t, c)
 	c.Close()
 	bufs := [][]byte{[]byte("hello")}
@@ -93,7 +95,7 @@ func TestTryWriteOnAClosedSocketFails(t *testing.T) {
 }
 
 func BenchmarkTryWrite(b *testing.B) {
-	c, peer := pair(b)
+	c, peer := testenv.TCPPair(b)
 	rc := rawConn(b, c)
 	go func() { _, _ = io.Copy(io.Discard, peer) }()
 	frame := bytes.Repeat([]byte{'m'}, 100)
