@@ -141,12 +141,18 @@ func (f *fixture) join(t *testing.T, room string) *member {
 	if err := f.h.Join(context.Background(), "a", room, m, 1, nil); err != nil {
 		t.Fatal(err)
 	}
+	waitReply(t, m)
+	return m
+}
+
+// waitReply waits for m's join reply.
+func waitReply(t *testing.T, m *member) {
+	t.Helper()
 	testenv.WaitFor(t, 5*time.Second, "join reply", func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		return len(m.replies) == 1
 	})
-	return m
 }
 
 func waitOffsets(t *testing.T, m *member, want ...uint64) {
@@ -264,6 +270,27 @@ func (f *fixture) newGate(t *testing.T) *gatedRanges {
 
 func (g *gatedRanges) release() { g.once.Do(func() { close(g.open) }) }
 
+// joinBehindGate starts a recovering join (since offset 0) of room whose
+// stream read waits at a closed gate, and returns once it waits there.
+func (f *fixture) joinBehindGate(t *testing.T, room string) (*member, *gatedRanges) {
+	t.Helper()
+	g := f.newGate(t)
+	pos, err := f.rlog.Position(context.Background(), "a", room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &member{}
+	if err := f.h.Join(context.Background(), "a", room, m, 7, &protocol.Position{Offset: 0, Epoch: pos.Epoch}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the join never read the stream")
+	}
+	return m, g
+}
+
 func (s *staleLog) Range(ctx context.Context, app, room, epoch string, from, to uint64) ([]roomlog.Entry, error) {
 	if g := s.gate.Load(); g != nil {
 		select {
@@ -369,11 +396,7 @@ func (f *fixture) joinSince(t *testing.T, room string, since *protocol.Position)
 	if err := f.h.Join(context.Background(), "a", room, m, 7, since); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 5*time.Second, "join reply", func() bool {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		return len(m.replies) == 1
-	})
+	waitReply(t, m)
 	return m, m.replies[0]
 }
 
@@ -459,20 +482,7 @@ func TestSlowJoinReadDoesNotHoldUpTheRoom(t *testing.T) {
 	f.h.HandleDelivery(0, b[1])
 	waitOffsets(t, other, 1, 2)
 
-	g := f.newGate(t)
-	pos, err := f.rlog.Position(context.Background(), "a", "r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &member{}
-	if err := f.h.Join(context.Background(), "a", "r", m, 7, &protocol.Position{Offset: 0, Epoch: pos.Epoch}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-g.entered:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the join never read the stream")
-	}
+	m, g := f.joinBehindGate(t, "r")
 	// Redis is "slow" for the joiner; the room is not.
 	f.h.HandleDelivery(0, b[2])
 	more := f.appendN(t, "r", 2)
@@ -487,13 +497,8 @@ func TestSlowJoinReadDoesNotHoldUpTheRoom(t *testing.T) {
 		t.Fatalf("the joiner heard %d frames before its read came back", early)
 	}
 
-	f.log.gate.Store(nil)
 	g.release()
-	testenv.WaitFor(t, 5*time.Second, "join reply", func() bool {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		return len(m.replies) == 1
-	})
+	waitReply(t, m)
 	if r := m.replies[0]; !r.Recovered || r.Position.Offset != 3 {
 		t.Fatalf("reply %+v, want recovered at offset 3", r)
 	}
@@ -515,25 +520,10 @@ func TestLeaveDuringSlowJoinRead(t *testing.T) {
 		f.h.HandleDelivery(0, body)
 	}
 	waitOffsets(t, other, 1, 2)
-	g := f.newGate(t)
-	pos, _ := f.rlog.Position(context.Background(), "a", "r")
-	m := &member{}
-	if err := f.h.Join(context.Background(), "a", "r", m, 7, &protocol.Position{Offset: 0, Epoch: pos.Epoch}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-g.entered:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the join never read the stream")
-	}
+	m, g := f.joinBehindGate(t, "r")
 	f.h.Leave("a", "r", m)
-	f.log.gate.Store(nil)
 	g.release()
-	testenv.WaitFor(t, 5*time.Second, "join reply", func() bool {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		return len(m.replies) == 1
-	})
+	waitReply(t, m)
 	more := f.appendN(t, "r", 1)
 	f.h.HandleDelivery(0, more[0])
 	waitOffsets(t, other, 1, 2, 3)
