@@ -125,6 +125,9 @@ func runBench(ctx context.Context, args []string, e *env) int {
 	pubProcs := fs.Int("publisher-procs", 0, "worker processes for the publishers alone (0: publishers share the --procs workers)")
 	noFloor := fs.Bool("no-floor", false, "skip the floor measurement")
 	floorMsgs := fs.Int64("floor-messages", 200_000, "deliveries of the floor measured before the run")
+	pacedRate := fs.Float64("paced-floor", 0, "also measure a floor paced at this many deliveries/s, 5 s long (0: none); see 'bench floor --rate'")
+	pacedBurst := fs.Int("paced-floor-burst", 0, "sockets per burst of the paced floor (0: all --paced-floor-sockets)")
+	pacedSockets := fs.Int("paced-floor-sockets", 1000, "sockets of the paced floor")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	raw := fs.Bool("raw", false, "with --json, include the raw data (per-room counts, encoded histograms) needed to merge reports")
 	quiet := fs.Bool("quiet", false, "log only warnings on stderr")
@@ -163,6 +166,9 @@ func runBench(ctx context.Context, args []string, e *env) int {
 	}
 	if *roomCount < 1 {
 		return fs.usageError(e, "--room-count must be at least 1")
+	}
+	if *pacedRate < 0 || *pacedBurst < 0 || *pacedSockets < 1 {
+		return fs.usageError(e, "--paced-floor and --paced-floor-burst must not be negative, --paced-floor-sockets at least 1")
 	}
 	if *procs < 1 {
 		return fs.usageError(e, "--procs must be at least 1")
@@ -211,8 +217,10 @@ func runBench(ctx context.Context, args []string, e *env) int {
 		DrainTimeout:   *drain,
 		MessageBuffer:  *msgBuf,
 		Floor:          loadgen.FloorConfig{Deliveries: *floorMsgs},
-		SkipFloor:      *noFloor,
-		Logger:         log,
+		PacedFloor: loadgen.FloorConfig{Sockets: *pacedSockets, Rate: *pacedRate, Burst: *pacedBurst,
+			Deliveries: max(int64(*pacedRate*5), 1)},
+		SkipFloor: *noFloor,
+		Logger:    log,
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -258,18 +266,25 @@ func writeReport(w io.Writer, rep *loadgen.Report, asJSON, raw bool, e *env) int
 
 func runBenchFloor(ctx context.Context, args []string, e *env) int {
 	fs := newFlagSet("bench floor",
-		"roomcast bench floor [--sockets N] [--messages N] [--coalesce N] [--frame-bytes N] [--json]",
+		"roomcast bench floor [--sockets N] [--messages N] [--coalesce N] [--frame-bytes N] [--rate R [--burst B]] [--json]",
 		"Measures the floor of fan-out on this machine: opens --sockets loopback TCP\n"+
 			"socket pairs in this process and writes one small WebSocket-like frame per\n"+
 			"delivery (or --coalesce frames per write) round-robin to all of them while\n"+
 			"readers drain the other ends, and reports the process's CPU-seconds\n"+
 			"(getrusage: writers and readers) per 1M deliveries. A gateway doing one\n"+
 			"write per delivery cannot be cheaper; every bench report states its ratio\n"+
-			"to this figure.")
+			"to this figure.\n\n"+
+			"--rate paces one writer at R deliveries/s, --burst sockets at a time, so\n"+
+			"the readers sleep between bursts as real clients do between messages:\n"+
+			"waking a sleeping reader is part of every delivery at low rates. W2 at\n"+
+			"10 msg/s on one of two gateways is --sockets 500 --rate 5000 (a burst is\n"+
+			"the whole room); W3 is --sockets 5000 --rate 10000 --burst 5.")
 	sockets := fs.Int("sockets", 1000, "number of loopback socket pairs")
 	msgs := fs.Int64("messages", 1_000_000, "deliveries in all (frames written)")
 	coalesce := fs.Int("coalesce", 1, "frames per write")
 	frame := fs.Int("frame-bytes", 100, "frame size in bytes, header included (52 to 127)")
+	rate := fs.Float64("rate", 0, "pace the writes at this many deliveries/s (0: as fast as possible)")
+	burst := fs.Int("burst", 0, "sockets written back to back at each paced tick (0: all of them)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if code, ok := fs.parse(args, e); !ok {
 		return code
@@ -283,7 +298,10 @@ func runBenchFloor(ctx context.Context, args []string, e *env) int {
 	if *frame < 52 || *frame > 127 {
 		return fs.usageError(e, "--frame-bytes must be 52 to 127")
 	}
-	r, err := loadgen.Floor(ctx, loadgen.FloorConfig{Sockets: *sockets, Deliveries: *msgs, Coalesce: *coalesce, FrameBytes: *frame})
+	if *rate < 0 || *burst < 0 || (*burst > 0 && *rate == 0) {
+		return fs.usageError(e, "--rate and --burst must not be negative, and --burst needs --rate")
+	}
+	r, err := loadgen.Floor(ctx, loadgen.FloorConfig{Sockets: *sockets, Deliveries: *msgs, Coalesce: *coalesce, FrameBytes: *frame, Rate: *rate, Burst: *burst})
 	if err != nil {
 		return fail(e, "bench floor", err)
 	}
@@ -295,7 +313,11 @@ func runBenchFloor(ctx context.Context, args []string, e *env) int {
 		}
 		return exitOK
 	}
-	fmt.Fprintf(e.stdout, "floor: %.3f CPU-s per 1M deliveries (%d deliveries to %d sockets, %d frame(s) of %d B per write: %d writes; CPU %.3f s, wall %.3f s)\n",
-		r.CPUPerMillion, r.Deliveries, r.Sockets, r.Coalesce, r.FrameBytes, r.Writes, r.CPUSeconds, r.WallSeconds)
+	paced := ""
+	if r.Rate > 0 {
+		paced = fmt.Sprintf(", paced at %g/s in bursts of %d", r.Rate, r.Burst)
+	}
+	fmt.Fprintf(e.stdout, "floor: %.3f CPU-s per 1M deliveries (%d deliveries to %d sockets, %d frame(s) of %d B per write: %d writes%s; CPU %.3f s, wall %.3f s)\n",
+		r.CPUPerMillion, r.Deliveries, r.Sockets, r.Coalesce, r.FrameBytes, r.Writes, paced, r.CPUSeconds, r.WallSeconds)
 	return exitOK
 }

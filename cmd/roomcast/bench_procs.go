@@ -127,13 +127,9 @@ func runBenchProcs(ctx context.Context, cfg loadgen.Config, k, p int, log *slog.
 	if err != nil {
 		return loadgen.Report{}, fmt.Errorf("find own executable to run workers: %w", err)
 	}
-	var floor *loadgen.FloorReport
-	if !cfg.SkipFloor {
-		f, err := loadgen.Floor(ctx, cfg.Floor)
-		if err != nil {
-			return loadgen.Report{}, err
-		}
-		floor = &f
+	floor, paced, err := loadgen.Floors(ctx, cfg)
+	if err != nil {
+		return loadgen.Report{}, err
 	}
 	probe, err := loadgen.StartProbe(cfg.GatewayPIDs)
 	if err != nil {
@@ -235,7 +231,7 @@ func runBenchProcs(ctx context.Context, cfg loadgen.Config, k, p int, log *slog.
 	if err != nil {
 		return loadgen.Report{}, err
 	}
-	rep.Floor = floor
+	rep.Floor, rep.PacedFloor = floor, paced
 	rep.Gateways = probe.Stats()
 	rep.Machine = probe.Machine()
 	rep.Finalize()

@@ -15,7 +15,7 @@ func TestBenchHelp(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 	for _, want := range []string{"-url", "-key", "-token", "-connections", "-connect-rate", "-rooms", "-room-count",
-		"-publishers", "-rate", "-duration", "-payload", "-transient", "-codec", "-pids", "-procs", "-publisher-procs", "-no-floor", "-json",
+		"-publishers", "-rate", "-duration", "-payload", "-transient", "-codec", "-pids", "-procs", "-publisher-procs", "-no-floor", "-paced-floor", "-json",
 		"ROOMCAST_URL", "ROOMCAST_KEY", "ROOMCAST_TOKEN", "ROOMCAST_BENCH_PIDS", "bench floor"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("bench --help lacks %q", want)
@@ -25,7 +25,7 @@ func TestBenchHelp(t *testing.T) {
 	if code := run(context.Background(), []string{"bench", "floor", "--help"}, e); code != exitOK {
 		t.Fatalf("floor --help exit code %d", code)
 	}
-	for _, want := range []string{"-sockets", "-messages", "-coalesce", "-frame-bytes"} {
+	for _, want := range []string{"-sockets", "-messages", "-coalesce", "-frame-bytes", "-rate", "-burst"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("bench floor --help lacks %q", want)
 		}
@@ -51,6 +51,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"bad pid from env", []string{"bench", "--key", key}, map[string]string{"ROOMCAST_BENCH_PIDS": "-3"}, "ROOMCAST_BENCH_PIDS"},
 		{"argument", []string{"bench", "--key", key, "extra"}, nil, "unexpected argument"},
 		{"floor frame size", []string{"bench", "floor", "--frame-bytes", "500"}, nil, "--frame-bytes"},
+		{"floor burst without rate", []string{"bench", "floor", "--burst", "5"}, nil, "--burst needs --rate"},
+		{"negative paced floor", []string{"bench", "--key", key, "--paced-floor", "-1"}, nil, "--paced-floor"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,6 +91,13 @@ func TestBenchFloorCommand(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "CPU-s per 1M deliveries") {
 		t.Errorf("floor table %q", stdout)
+	}
+	e, stdout, _ = testEnv("", nil)
+	if code := run(context.Background(), []string{"bench", "floor", "--sockets", "4", "--messages", "40", "--rate", "4000", "--burst", "2"}, e); code != exitOK {
+		t.Fatalf("paced: exit code %d", code)
+	}
+	if !strings.Contains(stdout.String(), "paced at 4000/s in bursts of 2") {
+		t.Errorf("paced floor table %q", stdout)
 	}
 }
 

@@ -129,6 +129,9 @@ type Config struct {
 	// it. Zero: 1000 sockets, 200,000 deliveries, one frame per write.
 	Floor     FloorConfig `json:"floor"`
 	SkipFloor bool        `json:"skip_floor"`
+	// PacedFloor is a second floor, paced like the workload (its Rate and
+	// Burst), measured after Floor unless SkipFloor. Zero Rate: none.
+	PacedFloor FloorConfig `json:"paced_floor"`
 
 	// FirstConnection, TotalConnections, FirstPublisher and
 	// TotalPublishers place this process's connections among all of a

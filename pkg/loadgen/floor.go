@@ -24,6 +24,16 @@ type FloorConfig struct {
 	// FrameBytes is one frame's size, header included, 52 to 127. Zero
 	// means 100.
 	FrameBytes int `json:"frame_bytes"`
+	// Rate paces the writes at this many deliveries per second, from one
+	// writer, so that the readers sleep between bursts the way a real
+	// client does between messages. Zero means as fast as the writers go
+	// (the classic floor, with readers that are never idle for long).
+	Rate float64 `json:"rate,omitempty"`
+	// Burst is how many sockets get a write back to back at each paced
+	// tick: Sockets for one message fanned out to a whole room (W2), a
+	// room's local members for many small rooms (W3). Zero means Sockets.
+	// Only with Rate.
+	Burst int `json:"burst,omitempty"`
 }
 
 // FloorReport is what a floor run cost. CPUPerMillion is the process's
@@ -33,6 +43,8 @@ type FloorReport struct {
 	Coalesce      int     `json:"coalesce"`
 	FrameBytes    int     `json:"frame_bytes"`
 	Deliveries    int64   `json:"deliveries"`
+	Rate          float64 `json:"rate,omitempty"`
+	Burst         int     `json:"burst,omitempty"`
 	Writes        int64   `json:"writes"`
 	WallSeconds   float64 `json:"wall_seconds"`
 	CPUSeconds    float64 `json:"cpu_seconds"`
@@ -43,7 +55,7 @@ type FloorReport struct {
 const minFrameBytes = 52
 
 func (cfg FloorConfig) normalize() (FloorConfig, error) {
-	if cfg.Sockets < 0 || cfg.Deliveries < 0 || cfg.Coalesce < 0 || cfg.FrameBytes < 0 {
+	if cfg.Sockets < 0 || cfg.Deliveries < 0 || cfg.Coalesce < 0 || cfg.FrameBytes < 0 || cfg.Rate < 0 || cfg.Burst < 0 {
 		return cfg, errors.New("loadgen: negative floor setting")
 	}
 	if cfg.Sockets == 0 {
@@ -57,6 +69,9 @@ func (cfg FloorConfig) normalize() (FloorConfig, error) {
 	}
 	if cfg.FrameBytes == 0 {
 		cfg.FrameBytes = 100
+	}
+	if cfg.Burst == 0 || cfg.Burst > cfg.Sockets {
+		cfg.Burst = cfg.Sockets
 	}
 	if cfg.FrameBytes < minFrameBytes || cfg.FrameBytes > 127 {
 		return cfg, fmt.Errorf("loadgen: floor frame size %d, want %d to 127", cfg.FrameBytes, minFrameBytes)
@@ -160,10 +175,19 @@ func Floor(ctx context.Context, cfg FloorConfig) (FloorReport, error) {
 
 	cpu0, t0 := SelfCPU(), time.Now()
 	nw := min(runtime.GOMAXPROCS(0), cfg.Sockets)
+	if cfg.Rate > 0 {
+		nw = 1 // one paced writer, like a room's worker
+	}
 	errs := make(chan error, nw)
 	var writersDone sync.WaitGroup
 	for w := range nw {
 		writersDone.Go(func() {
+			if cfg.Rate > 0 {
+				if err := writePaced(ctx, writers, batch, rounds, cfg); err != nil {
+					errs <- err
+				}
+				return
+			}
 			for range rounds {
 				if err := ctx.Err(); err != nil {
 					errs <- err
@@ -192,14 +216,67 @@ func Floor(ctx context.Context, cfg FloorConfig) (FloorReport, error) {
 	if got, want := received.Load(), deliveries*int64(len(frame)); got != want {
 		return FloorReport{}, fmt.Errorf("loadgen: floor: readers received %d bytes, want %d", got, want)
 	}
+	if cfg.Rate == 0 {
+		cfg.Burst = 0 // not paced: no bursts to report
+	}
 	return FloorReport{
 		Sockets:       cfg.Sockets,
 		Coalesce:      cfg.Coalesce,
 		FrameBytes:    cfg.FrameBytes,
 		Deliveries:    deliveries,
+		Rate:          cfg.Rate,
+		Burst:         cfg.Burst,
 		Writes:        rounds * int64(cfg.Sockets),
 		WallSeconds:   wall.Seconds(),
 		CPUSeconds:    cpu.Seconds(),
 		CPUPerMillion: ratio(cpu.Seconds()*1e6, float64(deliveries)),
 	}, nil
+}
+
+// writePaced writes rounds×Sockets batches round-robin, Burst sockets at a
+// time, each burst due at Burst×Coalesce/Rate seconds after the last. It
+// sleeps until a burst is due rather than spinning, so the process idles
+// between bursts as a gateway does.
+func writePaced(ctx context.Context, writers []*net.TCPConn, batch []byte, rounds int64, cfg FloorConfig) error {
+	total := rounds * int64(len(writers))
+	interval := time.Duration(float64(cfg.Burst*cfg.Coalesce) / cfg.Rate * float64(time.Second))
+	start := time.Now()
+	var n int64
+	for tick := int64(0); n < total; tick++ {
+		if d := time.Until(start.Add(time.Duration(tick) * interval)); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		for b := 0; b < cfg.Burst && n < total; b, n = b+1, n+1 {
+			i := int(n % int64(len(writers)))
+			if _, err := writers[i].Write(batch); err != nil {
+				return fmt.Errorf("write socket %d: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Floors measures the floors cfg asks for before a run: the classic one
+// and, when cfg.PacedFloor.Rate is set, the paced one. Nil for each that
+// is skipped.
+func Floors(ctx context.Context, cfg Config) (floor, paced *FloorReport, err error) {
+	if cfg.SkipFloor {
+		return nil, nil, nil
+	}
+	f, err := Floor(ctx, cfg.Floor)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.PacedFloor.Rate == 0 {
+		return &f, nil, nil
+	}
+	pf, err := Floor(ctx, cfg.PacedFloor)
+	if err != nil {
+		return nil, nil, fmt.Errorf("paced: %w", err)
+	}
+	return &f, &pf, nil
 }

@@ -41,3 +41,47 @@ func TestFloor(t *testing.T) {
 		}
 	}
 }
+
+// TestFloorPaced paces the writes: every frame still arrives, the report
+// says how it was paced, and the run cannot end before its last burst is
+// due (a lower bound only; an upper one would be a timed assertion).
+func TestFloorPaced(t *testing.T) {
+	cfg := FloorConfig{Sockets: 10, Deliveries: 200, Rate: 4000, Burst: 4}
+	r, err := Floor(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Deliveries != 200 || r.Writes != 200 || r.Rate != 4000 || r.Burst != 4 {
+		t.Errorf("report %+v", r)
+	}
+	// 50 bursts of 4, 1 ms apart: the last is due 49 ms after the first.
+	if r.WallSeconds < 0.049 {
+		t.Errorf("wall %.4f s: the writes were not paced", r.WallSeconds)
+	}
+	flat, err := Floor(context.Background(), FloorConfig{Sockets: 10, Deliveries: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flat.Rate != 0 || flat.Burst != 0 {
+		t.Errorf("unpaced floor reports rate %v burst %d", flat.Rate, flat.Burst)
+	}
+}
+
+// TestFloors measures the paced floor only when asked, and none when the
+// floor is skipped.
+func TestFloors(t *testing.T) {
+	cfg := Config{Floor: FloorConfig{Sockets: 5, Deliveries: 50}}
+	f, p, err := Floors(context.Background(), cfg)
+	if err != nil || f == nil || p != nil {
+		t.Fatalf("Floors without a pace = %v, %v, %v; want a floor only", f, p, err)
+	}
+	cfg.PacedFloor = FloorConfig{Sockets: 5, Deliveries: 50, Rate: 10000}
+	f, p, err = Floors(context.Background(), cfg)
+	if err != nil || f == nil || p == nil || p.Rate != 10000 || p.Burst != 5 {
+		t.Fatalf("Floors with a pace = %v, %+v, %v", f, p, err)
+	}
+	cfg.SkipFloor = true
+	if f, p, err = Floors(context.Background(), cfg); f != nil || p != nil || err != nil {
+		t.Errorf("skipped Floors = %v, %v, %v", f, p, err)
+	}
+}

@@ -553,13 +553,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	var floor *FloorReport
-	if !cfg.SkipFloor {
-		f, err := Floor(ctx, cfg.Floor)
-		if err != nil {
-			return Report{}, err
-		}
-		floor = &f
+	floor, paced, err := Floors(ctx, cfg)
+	if err != nil {
+		return Report{}, err
 	}
 	probe, err := StartProbe(cfg.GatewayPIDs)
 	if err != nil {
@@ -586,7 +582,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return r, err
 	}
-	r.Floor = floor
+	r.Floor, r.PacedFloor = floor, paced
 	r.Gateways = probe.Stats()
 	r.Machine = probe.Machine()
 	r.Finalize()

@@ -55,6 +55,11 @@ type Report struct {
 	// floor's.
 	Floor      *FloorReport `json:"floor,omitempty"`
 	FloorRatio float64      `json:"floor_ratio,omitempty"`
+	// PacedFloor is the floor paced like the workload (Config.PacedFloor),
+	// whose readers sleep between bursts as the clients do, and
+	// PacedFloorRatio the gateways' CPU per 1M deliveries divided by it.
+	PacedFloor      *FloorReport `json:"paced_floor,omitempty"`
+	PacedFloorRatio float64      `json:"paced_floor_ratio,omitempty"`
 
 	// Warnings say when a figure should not be trusted as the gateway's:
 	// the load generator or the machine was saturated, publishers fell
@@ -371,6 +376,9 @@ func (r *Report) Finalize() {
 		if r.Floor != nil {
 			r.FloorRatio = ratio(g.CPUPerMillion, r.Floor.CPUPerMillion)
 		}
+		if r.PacedFloor != nil {
+			r.PacedFloorRatio = ratio(g.CPUPerMillion, r.PacedFloor.CPUPerMillion)
+		}
 		if lg.CPUPerMillion > g.CPUPerMillion && m.Delivered > 0 {
 			r.Warnings = appendNew(r.Warnings, fmt.Sprintf(
 				"the load generator spent more CPU per delivery (%.2f s per 1M) than the gateways (%.2f s per 1M): on a shared machine it may have been the bottleneck",
@@ -495,6 +503,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 			s += fmt.Sprintf("; gateways at %.2f× the floor", r.FloorRatio)
 		}
 		row("floor", "%s", s)
+	}
+	if f := r.PacedFloor; f != nil {
+		s := fmt.Sprintf("%s CPU-s per 1M deliveries (%d sockets, paced at %g/s in bursts of %d)",
+			flt(f.CPUPerMillion), f.Sockets, f.Rate, f.Burst)
+		if r.PacedFloorRatio > 0 {
+			s += fmt.Sprintf("; gateways at %.2f× the paced floor", r.PacedFloorRatio)
+		}
+		row("paced floor", "%s", s)
 	}
 	if mc := r.Machine; mc != nil {
 		row("machine", "%.2f of %d cores busy over the window (all processes)", mc.BusyCores, mc.CPUs)

@@ -110,6 +110,7 @@ func TestFinalizeArithmetic(t *testing.T) {
 	r.Messages.Delivered = 20
 	r.Gateways = &GatewayStats{WindowSeconds: 2, CPUSeconds: 0.0002, RSSBefore: 1 << 20, RSSConnected: 1<<20 + 5*4096}
 	r.Floor = &FloorReport{CPUPerMillion: 8}
+	r.PacedFloor = &FloorReport{CPUPerMillion: 20, Rate: 100, Burst: 5}
 	r.Finalize()
 	m := r.Messages
 	if m.Expected != 40 || m.DeliveredFraction != 0.5 {
@@ -121,6 +122,9 @@ func TestFinalizeArithmetic(t *testing.T) {
 	g := r.Gateways
 	if math.Abs(g.CPUPerMillion-10) > 1e-9 || math.Abs(r.FloorRatio-1.25) > 1e-9 {
 		t.Errorf("gateway %v CPU-s per 1M, ratio %v; want 10 and 1.25", g.CPUPerMillion, r.FloorRatio)
+	}
+	if math.Abs(r.PacedFloorRatio-0.5) > 1e-9 {
+		t.Errorf("paced floor ratio %v, want 0.5", r.PacedFloorRatio)
 	}
 	// 4 subscribers + 1 publisher, 5 pages more.
 	if g.RSSPerConnection != 4096 {
