@@ -74,7 +74,11 @@ type Client struct {
 
 	events chan event
 	queued atomic.Int64  // messages in events; state changes do not count
-	stop   chan struct{} // closed by Close
+	// caughtUp, while a reconnect waits for the handlers (see
+	// awaitHandlers), is closed by deliver once queued is down to half
+	// the buffer.
+	caughtUp atomic.Pointer[chan struct{}]
+	stop     chan struct{} // closed by Close
 	done   chan struct{} // handlers drained after the end
 	once   sync.Once
 }
@@ -546,7 +550,11 @@ func (c *Client) deliver() {
 			}
 			continue
 		}
-		c.queued.Add(-1)
+		if n := c.queued.Add(-1); n <= c.lowWater() {
+			if p := c.caughtUp.Load(); p != nil && c.caughtUp.CompareAndSwap(p, nil) {
+				close(*p)
+			}
+		}
 		select {
 		case <-c.stop:
 			continue // Close was called: drain without delivering
@@ -746,6 +754,9 @@ func (c *Client) reconnect(cause error) (*wire, error) {
 		}
 		delay := c.backoff(retry, attempt)
 		c.events <- event{state: &StateChange{State: StateReconnecting, Err: cause, Attempt: attempt, Delay: delay}}
+		if attempt == 1 && errors.Is(cause, ErrMessageBufferFull) && !c.awaitHandlers() {
+			return nil, ErrClosed
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-c.stop:
@@ -780,6 +791,34 @@ func (c *Client) reconnect(cause error) (*wire, error) {
 			// token is refused again: slow down.
 			retry = protocol.RetryBackoff
 		}
+	}
+}
+
+// lowWater is how far the handlers must work the buffer down before a
+// client that overflowed it resumes.
+func (c *Client) lowWater() int64 { return int64(c.cfg.MessageBuffer / 2) }
+
+// awaitHandlers waits, after the buffer overflowed, until the handlers
+// have worked it down to half. Resuming at once would replay what was
+// missed into a buffer that is still full, overflow it again and resume in
+// a loop, each time costing the server a session restore; waiting lets
+// every cycle make at least half a buffer of progress, while the other
+// half keeps the handlers busy during the resume. False when Close was
+// called.
+func (c *Client) awaitHandlers() bool {
+	ch := make(chan struct{})
+	c.caughtUp.Store(&ch)
+	if n := c.queued.Load(); n > c.lowWater() {
+		c.log.Info("roomcast: waiting for the handlers to catch up before resuming", "queued", n)
+	} else if c.caughtUp.CompareAndSwap(&ch, nil) {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	case <-c.stop:
+		c.caughtUp.CompareAndSwap(&ch, nil)
+		return false
 	}
 }
 

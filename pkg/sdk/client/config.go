@@ -57,7 +57,10 @@ type Config struct {
 	// replies and heartbeats, and deadlock a handler that awaits a reply)
 	// and does not drop messages: it closes the connection with close code
 	// 1001 and Err reports ErrMessageBufferFull. Messages already buffered
-	// are still handed to the handlers.
+	// are still handed to the handlers. Unless reconnecting is disabled,
+	// the client resumes once the handlers have worked the buffer down to
+	// half, and the server replays what was missed from the rooms'
+	// history.
 	MessageBuffer int
 
 	// MaxMessageBytes caps one message received from the server. Zero means

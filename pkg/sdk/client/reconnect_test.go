@@ -5,11 +5,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gobwas/ws"
 
 	"github.com/roomcast/roomcast/pkg/protocol"
 )
@@ -341,5 +345,97 @@ func TestProviderWithoutTokensEndsTheClient(t *testing.T) {
 	_, err := Dial(context.Background(), Config{URL: g.URL(), TokenProvider: provider})
 	if !errors.Is(err, ErrNoToken) {
 		t.Fatalf("Dial = %v, want ErrNoToken", err)
+	}
+}
+
+// logSignal is a log destination that closes seen the first time a line
+// contains want.
+type logSignal struct {
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (l *logSignal) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), l.want) {
+		l.once.Do(func() { close(l.seen) })
+	}
+	return len(p), nil
+}
+
+// overflowed returns a client whose stuck handler let the buffer (2)
+// overflow at offset 4 of room r, and that is now waiting for the handler
+// to catch up; closing release unsticks the handler, and entered reports
+// each offset it starts on (1 already taken).
+func overflowed(t *testing.T, g *fakeGateway) (c *Client, entered chan uint64, release chan struct{}) {
+	t.Helper()
+	logs := &logSignal{want: "waiting for the handlers to catch up", seen: make(chan struct{})}
+	c, fc := dial(t, g, Config{MessageBuffer: 2, ReconnectBaseDelay: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	entered = make(chan uint64, 8)
+	release = make(chan struct{})
+	c.OnMessage("r", func(m protocol.Message) {
+		entered <- m.Offset
+		<-release
+	})
+	joinAt(t, c, fc, "r", protocol.Position{Epoch: "e1"})
+	fc.message(t, protocol.Message{Room: "r", Offset: 1, Epoch: "e1"})
+	if got := recv(t, entered, "the first message"); got != 1 {
+		t.Fatalf("first handled offset = %d", got)
+	}
+	// The handler is stuck on 1: 2 and 3 fill the buffer, 4 overflows it.
+	for _, off := range []uint64{2, 3, 4} {
+		fc.message(t, protocol.Message{Room: "r", Offset: off, Epoch: "e1"})
+	}
+	if code := recv(t, fc.closes, "the client's close"); code != ws.StatusGoingAway {
+		t.Fatalf("client closed with %d, want 1001", code)
+	}
+	recv(t, logs.seen, "the client to wait for its handlers")
+	// The wait comes before any dial: no connection can have been made.
+	if n := len(g.conns); n != 0 {
+		t.Fatalf("%d connection(s) made while the handlers were still behind", n)
+	}
+	return c, entered, release
+}
+
+// TestOverflowResumesOnceHandlersCatchUp: a client whose handlers fell a
+// buffer behind does not resume into a buffer that is still full (which
+// overflows again at once and resumes in a loop); it waits until the
+// handlers have worked it down to half, then resumes from the last
+// message it accepted.
+func TestOverflowResumesOnceHandlersCatchUp(t *testing.T) {
+	g := newFakeGateway(t)
+	_, entered, release := overflowed(t, g)
+	close(release)
+	fc2 := g.accept(t)
+	fc2.sendConnected(t, protocol.Connected{ConnectionID: "conn-2", SessionID: "sess-2", ResumeToken: "tok-2"})
+	resume := expectCmd(t, fc2, protocol.OpResume)
+	fc2.reply(t, protocol.Reply{ID: resume.ID, SessionID: "sess-1", ResumeToken: "tok-3", Rooms: []string{"r"}})
+	join := expectCmd(t, fc2, protocol.OpJoin)
+	if join.Since == nil || *join.Since != (protocol.Position{Offset: 3, Epoch: "e1"}) {
+		t.Fatalf("re-join since %+v, want offset 3 (the last message accepted)", join.Since)
+	}
+	fc2.reply(t, protocol.Reply{ID: join.ID, Room: "r", Position: &protocol.Position{Offset: 4, Epoch: "e1"}, Recovered: true})
+	fc2.message(t, protocol.Message{Room: "r", Offset: 4, Epoch: "e1"})
+	for _, want := range []uint64{2, 3, 4} {
+		if got := recv(t, entered, fmt.Sprint(want)); got != want {
+			t.Fatalf("handled offset %d, want %d", got, want)
+		}
+	}
+}
+
+// TestCloseWhileWaitingForHandlers: Close ends a client that waits for
+// its handlers to catch up, without a reconnect.
+func TestCloseWhileWaitingForHandlers(t *testing.T) {
+	g := newFakeGateway(t)
+	c, _, release := overflowed(t, g)
+	_ = c.Close() // does not wait for the handler
+	close(release)
+	waitClosed(t, c.Done(), "Done after Close while waiting for the handlers")
+	if !errors.Is(c.Err(), ErrClosed) {
+		t.Fatalf("Err() = %v, want ErrClosed", c.Err())
+	}
+	if n := len(g.conns); n != 0 {
+		t.Fatalf("%d connection(s) made after Close", n)
 	}
 }
