@@ -73,14 +73,14 @@ type Client struct {
 	watched map[string]int
 
 	events chan event
-	queued atomic.Int64  // messages in events; state changes do not count
+	queued atomic.Int64 // messages in events; state changes do not count
 	// caughtUp, while a reconnect waits for the handlers (see
 	// awaitHandlers), is closed by deliver once queued is down to half
 	// the buffer.
 	caughtUp atomic.Pointer[chan struct{}]
 	stop     chan struct{} // closed by Close
-	done   chan struct{} // handlers drained after the end
-	once   sync.Once
+	done     chan struct{} // handlers drained after the end
+	once     sync.Once
 }
 
 // stateHeadroom is the room in the event queue for state changes.
