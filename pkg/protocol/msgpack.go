@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,25 +28,51 @@ func (msgpackCodec) Binary() bool        { return true }
 
 // mpDecoder is a pooled decoder reading one frame.
 type mpDecoder struct {
-	d *msgpack.Decoder
-	r bytes.Reader
+	d     *msgpack.Decoder
+	r     bytes.Reader
+	frame []byte // what r reads
 	// typeErr is the first field of the wrong type (its value skipped):
 	// the frame is refused, but its request id can still be read.
 	typeErr string
+	// recent is the last value read in each slot (see recentStr); sbuf
+	// holds a value's bytes while it is compared.
+	recent [numSlots]string
+	sbuf   [64]byte
+	kbuf   [32]byte // a key's bytes (a local array would escape)
 }
+
+// Slots of mpDecoder.recent: str fields whose value repeats frame after
+// frame on a connection (a room's name and epoch, the frame type, the
+// sender), so that decoding them again allocates nothing.
+const (
+	slotType = iota
+	slotOp
+	slotRoom
+	slotEpoch
+	slotEvent
+	slotFrom
+	slotAction
+	numSlots
+)
 
 var mpDecoders = sync.Pool{New: func() any { return &mpDecoder{d: msgpack.NewDecoder(nil)} }}
 
 func getMPDecoder(frame []byte) *mpDecoder {
 	m := mpDecoders.Get().(*mpDecoder)
+	m.reset(frame)
+	return m
+}
+
+func (m *mpDecoder) reset(frame []byte) {
 	m.r.Reset(frame)
+	m.frame = frame
 	m.d.Reset(&m.r) // a *bytes.Reader is read directly, without a bufio layer
 	m.typeErr = ""
-	return m
 }
 
 func putMPDecoder(m *mpDecoder) {
 	m.r.Reset(nil)
+	m.frame = nil
 	m.d.Reset(nil)
 	mpDecoders.Put(m)
 }
@@ -84,12 +111,54 @@ func (m *mpDecoder) skip() error {
 			}
 			pending += n
 		default: // a scalar, str, bin or ext: no nesting
-			if m.d.Skip() != nil {
+			if !m.lenFits() || m.d.Skip() != nil {
 				return errNotMsgpack
 			}
 		}
 	}
 	return nil
+}
+
+// lenFits reports whether the str, bin or ext value at the read position
+// declares no more bytes than the frame has left (anything else fits).
+// msgpack's decoder grows its reusable buffer by up to 1 MiB towards a
+// declared length before it finds the frame short, and keeps that buffer:
+// without this check every frame that claims a 4 GiB string would grow a
+// pooled decoder by another MiB, for good.
+func (m *mpDecoder) lenFits() bool {
+	b := m.frame[len(m.frame)-m.r.Len():]
+	if len(b) == 0 {
+		return true // the read fails by itself
+	}
+	c := b[0]
+	var n, hdr int
+	switch {
+	case msgpcode.IsFixedString(c):
+		return int(c&0x1f) <= len(b)-1
+	case c == msgpcode.Str8, c == msgpcode.Bin8, c == msgpcode.Ext8:
+		hdr = 2
+	case c == msgpcode.Str16, c == msgpcode.Bin16, c == msgpcode.Ext16:
+		hdr = 3
+	case c == msgpcode.Str32, c == msgpcode.Bin32, c == msgpcode.Ext32:
+		hdr = 5
+	default:
+		return true // fixed size, or not a length-prefixed value
+	}
+	if len(b) < hdr {
+		return false
+	}
+	switch hdr {
+	case 2:
+		n = int(b[1])
+	case 3:
+		n = int(binary.BigEndian.Uint16(b[1:3]))
+	default:
+		n = int(binary.BigEndian.Uint32(b[1:5]))
+	}
+	if c == msgpcode.Ext8 || c == msgpcode.Ext16 || c == msgpcode.Ext32 {
+		hdr++ // the ext type byte
+	}
+	return n <= len(b)-hdr
 }
 
 func (m *mpDecoder) peek() (byte, error) {
@@ -235,6 +304,9 @@ func (m *mpDecoder) str(field string) (string, error) {
 	case c == msgpcode.Nil:
 		return "", m.skip()
 	case isMPStr(c):
+		if !m.lenFits() {
+			return "", errNotMsgpack
+		}
 		s, err := m.d.DecodeString()
 		if err != nil {
 			return "", errNotMsgpack
@@ -246,6 +318,43 @@ func (m *mpDecoder) str(field string) (string, error) {
 		return s, nil
 	}
 	return "", m.mismatch(field, "a string")
+}
+
+// recentStr reads a str like str, but returns the string it returned for
+// the same slot last time when the bytes are the same, instead of
+// allocating it again: the receiving side of a busy room decodes the same
+// room, epoch and type in every frame.
+func (m *mpDecoder) recentStr(field string, slot int) (string, error) {
+	c, err := m.peek()
+	if err != nil {
+		return "", err
+	}
+	if !isMPStr(c) {
+		return m.str(field) // nil, or the wrong type
+	}
+	n, err := m.d.DecodeBytesLen()
+	if err != nil || n < 0 || n > m.r.Len() {
+		return "", errNotMsgpack // a str32 header may claim 4 GiB: see lenFits
+	}
+	var b []byte
+	if n <= len(m.sbuf) {
+		b = m.sbuf[:n]
+	} else {
+		b = make([]byte, n)
+	}
+	if m.d.ReadFull(b) != nil {
+		return "", errNotMsgpack
+	}
+	if s := m.recent[slot]; s == string(b) { // compares without allocating
+		return s, nil
+	}
+	if !utf8.Valid(b) {
+		m.setTypeErr(field, "valid UTF-8")
+		return "", nil
+	}
+	s := string(b)
+	m.recent[slot] = s
+	return s, nil
 }
 
 func (m *mpDecoder) bool(field string) (bool, error) {
@@ -277,6 +386,9 @@ func (m *mpDecoder) data(field string) (data []byte, binary bool, err error) {
 	case c == msgpcode.Nil:
 		return nil, false, m.skip()
 	case isMPBin(c), isMPStr(c):
+		if !m.lenFits() {
+			return nil, false, errNotMsgpack
+		}
 		// DecodeBytes copies: the frame buffer is reused for the next frame.
 		b, err := m.d.DecodeBytes()
 		if err != nil {
@@ -336,7 +448,8 @@ var mpKeys = func() map[string]string {
 
 // key reads a map key, which must be a str. A key no decoder knows comes
 // back as "" (its value is then skipped).
-func (m *mpDecoder) key(buf *[32]byte) (string, error) {
+func (m *mpDecoder) key() (string, error) {
+	buf := &m.kbuf
 	c, err := m.peek()
 	if err != nil {
 		return "", err
@@ -376,9 +489,8 @@ func (m *mpDecoder) position(field string) (*jsonPosition, error) {
 		return nil, err
 	}
 	p := &jsonPosition{}
-	var kb [32]byte
 	for range n {
-		k, err := m.key(&kb)
+		k, err := m.key()
 		if err != nil {
 			return nil, err
 		}
@@ -436,9 +548,8 @@ func (m *mpDecoder) command() (w jsonCommand, data []byte, binary, idOK bool, er
 		return w, nil, false, false, errNotMsgpack
 	}
 	idOK = true
-	var kb [32]byte
 	for range n {
-		k, err := m.key(&kb)
+		k, err := m.key()
 		if err != nil {
 			return w, nil, false, false, err
 		}
@@ -453,12 +564,12 @@ func (m *mpDecoder) command() (w jsonCommand, data []byte, binary, idOK bool, er
 			w.ID = &id
 		case "op":
 			var op string
-			op, err = m.str(k)
+			op, err = m.recentStr(k, slotOp)
 			w.Op = Op(op)
 		case "room":
-			w.Room, err = m.str(k)
+			w.Room, err = m.recentStr(k, slotRoom)
 		case "event":
-			w.Event, err = m.str(k)
+			w.Event, err = m.recentStr(k, slotEvent)
 		case "data":
 			data, binary, err = m.data(k)
 		case "transient":
@@ -873,15 +984,14 @@ func (m *mpDecoder) serverFrame() (ServerFrame, error) {
 		return ServerFrame{}, errors.New("a frame must be a msgpack map")
 	}
 	var w mpServerFrame
-	var kb [32]byte
 	for range n {
-		k, err := m.key(&kb)
+		k, err := m.key()
 		if err != nil {
 			return ServerFrame{}, err
 		}
 		switch k {
 		case "type":
-			w.typ, err = m.str(k)
+			w.typ, err = m.recentStr(k, slotType)
 		case "connection_id":
 			w.connectionID, err = m.str(k)
 		case "session_id":
@@ -918,7 +1028,7 @@ func (m *mpDecoder) serverFrame() (ServerFrame, error) {
 		case "messages":
 			w.messages, err = m.historyMessages(k)
 		case "action":
-			w.action, err = m.str(k)
+			w.action, err = m.recentStr(k, slotAction)
 		case "member":
 			var n int
 			var ok bool
@@ -930,17 +1040,17 @@ func (m *mpDecoder) serverFrame() (ServerFrame, error) {
 		case "metrics":
 			w.metrics, err = m.metricsBody(k)
 		case "room":
-			w.room, err = m.str(k)
+			w.room, err = m.recentStr(k, slotRoom)
 		case "offset":
 			w.offset, err = m.uint(k)
 		case "epoch":
-			w.epoch, err = m.str(k)
+			w.epoch, err = m.recentStr(k, slotEpoch)
 		case "event":
-			w.event, err = m.str(k)
+			w.event, err = m.recentStr(k, slotEvent)
 		case "data":
 			w.data, w.binary, err = m.data(k)
 		case "from":
-			w.from, err = m.str(k)
+			w.from, err = m.recentStr(k, slotFrom)
 		case "ts":
 			w.ts, err = m.int(k)
 		case "transient":
@@ -1003,9 +1113,8 @@ func (m *mpDecoder) limits(field string) (*Limits, error) {
 		return nil, err
 	}
 	l := &Limits{}
-	var kb [32]byte
 	for range n {
-		k, err := m.key(&kb)
+		k, err := m.key()
 		if err != nil {
 			return nil, err
 		}
@@ -1036,9 +1145,8 @@ func (m *mpDecoder) errorBody(field string) (*Error, error) {
 		return nil, err
 	}
 	e := &Error{}
-	var kb [32]byte
 	for range n {
-		k, err := m.key(&kb)
+		k, err := m.key()
 		if err != nil {
 			return nil, err
 		}
@@ -1121,9 +1229,8 @@ func (m *mpDecoder) members(field string) ([]PresenceMember, error) {
 
 func (m *mpDecoder) memberBody(field string, n int) (PresenceMember, error) {
 	var p PresenceMember
-	var kb [32]byte
 	for range n {
-		k, err := m.key(&kb)
+		k, err := m.key()
 		if err != nil {
 			return p, err
 		}
@@ -1156,9 +1263,8 @@ func (m *mpDecoder) count(field string) (*PresenceCount, error) {
 		return nil, err
 	}
 	c := &PresenceCount{}
-	var kb [32]byte
 	for range n {
-		k, err := m.key(&kb)
+		k, err := m.key()
 		if err != nil {
 			return nil, err
 		}
@@ -1183,9 +1289,8 @@ func (m *mpDecoder) metricsBody(field string) (*RoomMetrics, error) {
 		return nil, err
 	}
 	x := &RoomMetrics{}
-	var kb [32]byte
 	for range n {
-		k, err := m.key(&kb)
+		k, err := m.key()
 		if err != nil {
 			return nil, err
 		}
@@ -1220,12 +1325,11 @@ func (m *mpDecoder) historyMessages(field string) ([]Message, error) {
 			return nil, err
 		}
 		var h Message
-		var kb [32]byte
 		if !ok {
 			k = 0
 		}
 		for range k {
-			key, err := m.key(&kb)
+			key, err := m.key()
 			if err != nil {
 				return nil, err
 			}

@@ -350,3 +350,39 @@ func TestMsgpackSkipsDeepNesting(t *testing.T) {
 		t.Fatal("accepted huge declared lengths")
 	}
 }
+
+// TestMsgpackRepeatedStrings: whatever strings the decoder keeps from
+// earlier frames (TestRecentStrAllocations), a changed, long or invalid
+// value is still read as it is.
+func TestMsgpackRepeatedStrings(t *testing.T) {
+	msg := func(room, epoch string) []byte {
+		f, err := protocol.Msgpack.AppendServerFrame(nil, &protocol.ServerFrame{Message: &protocol.Message{
+			Room: room, Offset: 7, Epoch: epoch, Event: "move", From: "user-1", Timestamp: 1, Data: []byte{1, 2}, Binary: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	same := msg("game-42", "e1")
+	decode := func(frame []byte) *protocol.Message {
+		f, err := protocol.Msgpack.DecodeServerFrame(frame)
+		if err != nil || f.Message == nil {
+			t.Fatalf("decode: %+v, %v", f, err)
+		}
+		return f.Message
+	}
+	if m := decode(same); m.Room != "game-42" || m.Epoch != "e1" {
+		t.Errorf("decoded as %+v", m)
+	}
+	if m := decode(msg("game-43", "e2")); m.Room != "game-43" || m.Epoch != "e2" || m.Event != "move" || m.From != "user-1" {
+		t.Errorf("changed values decoded as %+v", m)
+	}
+	long := strings.Repeat("r", 100) // longer than the comparison buffer
+	if m := decode(msg(long, "e2")); m.Room != long {
+		t.Errorf("long room decoded as %q", m.Room)
+	}
+	cmd := mp(kv{"id", 3, "op", "publish", "room", "game-43", "event", "\xff"})
+	if _, err := protocol.Msgpack.DecodeCommand([]byte(cmd)); err == nil {
+		t.Error("an event of invalid UTF-8 was accepted")
+	}
+}
