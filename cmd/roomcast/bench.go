@@ -125,7 +125,7 @@ func runBench(ctx context.Context, args []string, e *env) int {
 	pubProcs := fs.Int("publisher-procs", 0, "worker processes for the publishers alone (0: publishers share the --procs workers)")
 	noFloor := fs.Bool("no-floor", false, "skip the floor measurement")
 	floorMsgs := fs.Int64("floor-messages", 200_000, "deliveries of the floor measured before the run")
-	pacedRate := fs.Float64("paced-floor", 0, "also measure a floor paced at this many deliveries/s, 5 s long (0: none); see 'bench floor --rate'")
+	pacedFloor := fs.String("paced-floor", "", "also measure a floor paced like the workload: auto (one gateway's share of the deliveries, its sockets, one message's local members per burst) or a rate in deliveries/s; 5 s long; see 'bench floor --rate'")
 	pacedBurst := fs.Int("paced-floor-burst", 0, "sockets per burst of the paced floor (0: all --paced-floor-sockets)")
 	pacedSockets := fs.Int("paced-floor-sockets", 1000, "sockets of the paced floor")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
@@ -167,8 +167,16 @@ func runBench(ctx context.Context, args []string, e *env) int {
 	if *roomCount < 1 {
 		return fs.usageError(e, "--room-count must be at least 1")
 	}
-	if *pacedRate < 0 || *pacedBurst < 0 || *pacedSockets < 1 {
-		return fs.usageError(e, "--paced-floor and --paced-floor-burst must not be negative, --paced-floor-sockets at least 1")
+	var pacedRate float64
+	if *pacedFloor != "" && *pacedFloor != "auto" {
+		r, err := strconv.ParseFloat(*pacedFloor, 64)
+		if err != nil || r < 0 {
+			return fs.usageError(e, "--paced-floor must be auto or a rate of deliveries/s")
+		}
+		pacedRate = r
+	}
+	if *pacedBurst < 0 || *pacedSockets < 1 {
+		return fs.usageError(e, "--paced-floor-burst must not be negative, --paced-floor-sockets at least 1")
 	}
 	if *procs < 1 {
 		return fs.usageError(e, "--procs must be at least 1")
@@ -217,10 +225,13 @@ func runBench(ctx context.Context, args []string, e *env) int {
 		DrainTimeout:   *drain,
 		MessageBuffer:  *msgBuf,
 		Floor:          loadgen.FloorConfig{Deliveries: *floorMsgs},
-		PacedFloor: loadgen.FloorConfig{Sockets: *pacedSockets, Rate: *pacedRate, Burst: *pacedBurst,
-			Deliveries: max(int64(*pacedRate*5), 1)},
+		PacedFloor: loadgen.FloorConfig{Sockets: *pacedSockets, Rate: pacedRate, Burst: *pacedBurst,
+			Deliveries: max(int64(pacedRate*5), 1)},
 		SkipFloor: *noFloor,
 		Logger:    log,
+	}
+	if *pacedFloor == "auto" {
+		cfg.PacedFloor = loadgen.PacedFloorFor(cfg)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

@@ -53,6 +53,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"floor frame size", []string{"bench", "floor", "--frame-bytes", "500"}, nil, "--frame-bytes"},
 		{"floor burst without rate", []string{"bench", "floor", "--burst", "5"}, nil, "--burst needs --rate"},
 		{"negative paced floor", []string{"bench", "--key", key, "--paced-floor", "-1"}, nil, "--paced-floor"},
+		{"bad paced floor", []string{"bench", "--key", key, "--paced-floor", "fast"}, nil, "--paced-floor must be auto"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

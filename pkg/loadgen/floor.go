@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"runtime"
 	"sync"
@@ -258,6 +259,31 @@ func writePaced(ctx context.Context, writers []*net.TCPConn, batch []byte, round
 		}
 	}
 	return nil
+}
+
+// maxPacedSockets bounds PacedFloorFor's sockets: two open files each, in
+// the load generator's own process.
+const maxPacedSockets = 5000
+
+// PacedFloorFor is the floor paced like one gateway's share of cfg's
+// deliveries (the URLs are taken to be that many gateways): its delivery
+// rate, its subscribers (at most maxPacedSockets) as the sockets, and one
+// message's members on that gateway as the burst, 5 s long. W2 at 10
+// msg/s over two gateways: 5,000/s in bursts of 500; W3: 10,000/s in
+// bursts of 5 over 5,000 sockets. Zero (no paced floor) for an idle run.
+func PacedFloorFor(cfg Config) FloorConfig {
+	if cfg.Idle || cfg.Rate <= 0 || cfg.Connections < 1 {
+		return FloorConfig{}
+	}
+	gateways := float64(max(1, len(cfg.URLs)))
+	members := float64(cfg.Connections) // of the room a message goes to
+	if cfg.Rooms == RoomsMany {
+		members /= float64(max(1, cfg.RoomCount))
+	}
+	sockets := min(max(1, int(float64(cfg.Connections)/gateways)), maxPacedSockets)
+	burst := min(max(1, int(math.Round(members/gateways))), sockets)
+	rate := cfg.Rate * members / gateways
+	return FloorConfig{Sockets: sockets, Rate: rate, Burst: burst, Deliveries: max(int64(rate*5), int64(sockets))}
 }
 
 // Floors measures the floors cfg asks for before a run: the classic one

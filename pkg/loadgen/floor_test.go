@@ -85,3 +85,27 @@ func TestFloors(t *testing.T) {
 		t.Errorf("skipped Floors = %v, %v, %v", f, p, err)
 	}
 }
+
+// TestPacedFloorFor: the paced floor matches one gateway's share of the
+// workload (the figures docs/benchmarks.md uses for W2 and W3).
+func TestPacedFloorFor(t *testing.T) {
+	two := []string{"ws://a", "ws://b"}
+	tests := []struct {
+		name string
+		cfg  Config
+		want FloorConfig
+	}{
+		{"W2 at 10 msg/s", Config{URLs: two, Connections: 1000, Rooms: RoomsOne, Rate: 10},
+			FloorConfig{Sockets: 500, Rate: 5000, Burst: 500, Deliveries: 25000}},
+		{"W3", Config{URLs: two, Connections: 10000, Rooms: RoomsMany, RoomCount: 1000, Rate: 2000},
+			FloorConfig{Sockets: 5000, Rate: 10000, Burst: 5, Deliveries: 50000}},
+		{"capped sockets", Config{URLs: two[:1], Connections: 18000, Rooms: RoomsMany, RoomCount: 100, Rate: 1},
+			FloorConfig{Sockets: maxPacedSockets, Rate: 180, Burst: 180, Deliveries: maxPacedSockets}},
+		{"idle", Config{URLs: two, Connections: 1000, Idle: true, Rate: 10}, FloorConfig{}},
+	}
+	for _, tt := range tests {
+		if got := PacedFloorFor(tt.cfg); got != tt.want {
+			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+}
