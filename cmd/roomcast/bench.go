@@ -76,8 +76,10 @@ acknowledged publishes × members of their room) and the delivered fraction,
 latency p50/p90/p99/max, resumes, errors by code, the load generator's own CPU,
 and — with --pids — the gateways' CPU seconds per 1M deliveries, RSS per
 connection and the ratio to the floor (raw loopback writes, measured first in
-the same run; see 'roomcast bench floor'). Warnings say when the load
-generator or the machine was the bottleneck.
+the same run; see 'roomcast bench floor'). --paced-floor auto adds the ratio
+to a floor paced like one gateway's share of the workload, whose readers sleep
+between messages as real clients do. Warnings say when the load generator or
+the machine was the bottleneck.
 
 --procs K runs K worker processes (this binary re-executed), each with a slice
 of the connections and publishers, and merges their reports exactly.
