@@ -941,6 +941,9 @@ func (m *mpEncoder) errorValue(e *Error) {
 func (msgpackCodec) DecodeServerFrame(frame []byte) (ServerFrame, error) {
 	m := getMPDecoder(frame)
 	defer putMPDecoder(m)
+	if msg, ok := m.fastMessage(); ok {
+		return ServerFrame{Message: msg}, nil
+	}
 	f, err := m.serverFrame()
 	switch {
 	case err != nil:

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"reflect"
 	"runtime"
 	"testing"
 
@@ -64,5 +65,67 @@ func TestHugeDeclaredLengthsDoNotGrowTheDecoder(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if grown := after.TotalAlloc - before.TotalAlloc; grown > 1<<20 {
 		t.Errorf("decoding %d short frames allocated %d KiB", 50*len(frames), grown>>10)
+	}
+}
+
+// fastMessageSeeds are message frames as the encoder writes them, and a
+// few it does not.
+func fastMessageSeeds(t testing.TB) [][]byte {
+	var out [][]byte
+	for _, m := range []Message{
+		{Room: "r", Offset: 1, Epoch: "e", Timestamp: 1, Data: []byte(`{"a":1}`)},
+		{Room: "game-42", Offset: 1 << 40, Epoch: "e1", Event: "move", From: "user-1", Timestamp: -5, Data: []byte{0, 1, 2}, Binary: true},
+		{Room: "r", Transient: true, Timestamp: 1 << 50, Data: []byte(`"x"`)},
+		{Room: "ключ", Offset: 200, Epoch: "é", Data: []byte{}, Binary: true},
+	} {
+		f, err := Msgpack.AppendServerFrame(nil, &ServerFrame{Message: &m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f)
+	}
+	return append(out,
+		[]byte("\x82\xa4type\xa7message\xa4room\xc0"),         // a nil room
+		[]byte("\x82\xa4type\xa7message\xa6offset\xd0\xff"),   // a negative offset
+		[]byte("\x82\xa4type\xa7message\xa4data\xc4\x00"),     // empty bin
+		[]byte("\x81\xa4type\xa5reply"),                       // another type
+		[]byte("\x82\xa4type\xa7message\xa4room\xa2\xff\xfe"), // invalid UTF-8
+	)
+}
+
+// FuzzFastMessage: whatever the fast path accepts, the general decoder
+// accepts too, with the same message.
+func FuzzFastMessage(f *testing.F) {
+	for _, s := range fastMessageSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		fast := newTestDecoder()
+		fast.reset(frame)
+		msg, ok := fast.fastMessage()
+		if !ok {
+			return
+		}
+		slow := newTestDecoder()
+		slow.reset(frame)
+		sf, err := slow.serverFrame()
+		if err != nil || slow.r.Len() != 0 || slow.typeErr != "" || sf.Message == nil {
+			t.Fatalf("fast path accepted %q; the general decoder: %+v, %v, %d bytes left, %q", frame, sf, err, slow.r.Len(), slow.typeErr)
+		}
+		if !reflect.DeepEqual(*sf.Message, *msg) {
+			t.Fatalf("fast path read %q as %+v; the general decoder as %+v", frame, *msg, *sf.Message)
+		}
+	})
+}
+
+// TestFastMessageTakesWhatTheEncoderWrites: every message frame the
+// encoder writes goes through the fast path.
+func TestFastMessageTakesWhatTheEncoderWrites(t *testing.T) {
+	for _, frame := range fastMessageSeeds(t)[:4] {
+		m := newTestDecoder()
+		m.reset(frame)
+		if _, ok := m.fastMessage(); !ok {
+			t.Errorf("fast path refused %q", frame)
+		}
 	}
 }
