@@ -798,27 +798,46 @@ func (c *Client) reconnect(cause error) (*wire, error) {
 // client that overflowed it resumes.
 func (c *Client) lowWater() int64 { return int64(c.cfg.MessageBuffer / 2) }
 
+// handlerStall is how long awaitHandlers waits for the handlers to make
+// any progress at all before it resumes anyway.
+const handlerStall = time.Second
+
 // awaitHandlers waits, after the buffer overflowed, until the handlers
 // have worked it down to half. Resuming at once would replay what was
 // missed into a buffer that is still full, overflow it again and resume in
 // a loop, each time costing the server a session restore; waiting lets
 // every cycle make at least half a buffer of progress, while the other
-// half keeps the handlers busy during the resume. False when Close was
-// called.
+// half keeps the handlers busy during the resume. Handlers that make no
+// progress for handlerStall may be waiting on this very client (a handler
+// that publishes waits for the connection): it resumes then rather than
+// wait for them forever. False when Close was called.
 func (c *Client) awaitHandlers() bool {
 	ch := make(chan struct{})
 	c.caughtUp.Store(&ch)
-	if n := c.queued.Load(); n > c.lowWater() {
-		c.log.Info("roomcast: waiting for the handlers to catch up before resuming", "queued", n)
+	last := c.queued.Load()
+	if last > c.lowWater() {
+		c.log.Info("roomcast: waiting for the handlers to catch up before resuming", "queued", last)
 	} else if c.caughtUp.CompareAndSwap(&ch, nil) {
 		return true
 	}
-	select {
-	case <-ch:
-		return true
-	case <-c.stop:
-		c.caughtUp.CompareAndSwap(&ch, nil)
-		return false
+	tick := time.NewTicker(handlerStall)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ch:
+			return true
+		case <-c.stop:
+			c.caughtUp.CompareAndSwap(&ch, nil)
+			return false
+		case <-tick.C:
+			n := c.queued.Load()
+			if n >= last {
+				c.log.Info("roomcast: handlers made no progress; resuming anyway", "queued", n)
+				c.caughtUp.CompareAndSwap(&ch, nil)
+				return true
+			}
+			last = n
+		}
 	}
 }
 

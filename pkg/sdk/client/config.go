@@ -59,8 +59,9 @@ type Config struct {
 	// 1001 and Err reports ErrMessageBufferFull. Messages already buffered
 	// are still handed to the handlers. Unless reconnecting is disabled,
 	// the client resumes once the handlers have worked the buffer down to
-	// half, and the server replays what was missed from the rooms'
-	// history.
+	// half (or have made no progress for a second: a handler may be
+	// waiting on the client), and the server replays what was missed from
+	// the rooms' history.
 	MessageBuffer int
 
 	// MaxMessageBytes caps one message received from the server. Zero means

@@ -439,3 +439,59 @@ func TestCloseWhileWaitingForHandlers(t *testing.T) {
 		t.Fatalf("%d connection(s) made after Close", n)
 	}
 }
+
+// TestOverflowResumesWhenAHandlerWaitsOnTheClient: a handler that
+// publishes waits for the connection, so the handlers never catch up
+// while the client waits for them to; after a second without progress the
+// client resumes anyway, and the handler's publish goes out on the new
+// connection.
+func TestOverflowResumesWhenAHandlerWaitsOnTheClient(t *testing.T) {
+	g := newFakeGateway(t)
+	c, fc := dial(t, g, Config{MessageBuffer: 2, ReconnectBaseDelay: time.Millisecond})
+	entered := make(chan uint64, 8)
+	release := make(chan struct{})
+	published := make(chan error, 1)
+	c.OnMessage("r", func(m protocol.Message) {
+		entered <- m.Offset
+		if m.Offset == 1 {
+			<-release
+			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+			defer cancel()
+			_, err := c.Publish(ctx, "r", []byte(`"echo"`))
+			published <- err
+		}
+	})
+	joinAt(t, c, fc, "r", protocol.Position{Epoch: "e1"})
+	fc.message(t, protocol.Message{Room: "r", Offset: 1, Epoch: "e1"})
+	recv(t, entered, "the first message")
+	for _, off := range []uint64{2, 3, 4} {
+		fc.message(t, protocol.Message{Room: "r", Offset: off, Epoch: "e1"})
+	}
+	if code := recv(t, fc.closes, "the client's close"); code != ws.StatusGoingAway {
+		t.Fatalf("client closed with %d, want 1001", code)
+	}
+	close(release) // the handler now publishes, and waits for a connection
+	fc2 := g.accept(t)
+	fc2.sendConnected(t, protocol.Connected{ConnectionID: "conn-2", SessionID: "sess-2", ResumeToken: "tok-2"})
+	resume := expectCmd(t, fc2, protocol.OpResume)
+	fc2.reply(t, protocol.Reply{ID: resume.ID, SessionID: "sess-1", ResumeToken: "tok-3", Rooms: []string{"r"}})
+	for range 2 { // the re-join and the handler's publish, in either order
+		cmd := fc2.cmd(t)
+		switch cmd.Op {
+		case protocol.OpJoin:
+			fc2.reply(t, protocol.Reply{ID: cmd.ID, Room: "r", Position: &protocol.Position{Offset: 4, Epoch: "e1"}, Recovered: true})
+		case protocol.OpPublish:
+			fc2.reply(t, protocol.Reply{ID: cmd.ID, Room: "r", Position: &protocol.Position{Offset: 5, Epoch: "e1"}})
+		default:
+			t.Fatalf("client sent %q", cmd.Op)
+		}
+	}
+	if err := recv(t, published, "the handler's publish"); err != nil {
+		t.Fatalf("handler's publish: %v", err)
+	}
+	for _, want := range []uint64{2, 3} {
+		if got := recv(t, entered, fmt.Sprint(want)); got != want {
+			t.Fatalf("handled offset %d, want %d", got, want)
+		}
+	}
+}
