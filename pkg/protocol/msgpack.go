@@ -2,10 +2,10 @@ package protocol
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sync"
 	"unicode/utf8"
@@ -34,10 +34,8 @@ type mpDecoder struct {
 	// typeErr is the first field of the wrong type (its value skipped):
 	// the frame is refused, but its request id can still be read.
 	typeErr string
-	// recent is the last value read in each slot (see recentStr); sbuf
-	// holds a value's bytes while it is compared.
+	// recent is the last value read in each slot (see recentStr).
 	recent [numSlots]string
-	sbuf   [64]byte
 	kbuf   [32]byte // a key's bytes (a local array would escape)
 }
 
@@ -126,39 +124,12 @@ func (m *mpDecoder) skip() error {
 // without this check every frame that claims a 4 GiB string would grow a
 // pooled decoder by another MiB, for good.
 func (m *mpDecoder) lenFits() bool {
-	b := m.frame[len(m.frame)-m.r.Len():]
-	if len(b) == 0 {
-		return true // the read fails by itself
+	b, p := m.frame, len(m.frame)-m.r.Len()
+	if p >= len(b) || !(isMPStr(b[p]) || isMPBin(b[p]) || isMPExt(b[p])) {
+		return true // the read fails by itself, or the value has a fixed size
 	}
-	c := b[0]
-	var n, hdr int
-	switch {
-	case msgpcode.IsFixedString(c):
-		return int(c&0x1f) <= len(b)-1
-	case c == msgpcode.Str8, c == msgpcode.Bin8, c == msgpcode.Ext8:
-		hdr = 2
-	case c == msgpcode.Str16, c == msgpcode.Bin16, c == msgpcode.Ext16:
-		hdr = 3
-	case c == msgpcode.Str32, c == msgpcode.Bin32, c == msgpcode.Ext32:
-		hdr = 5
-	default:
-		return true // fixed size, or not a length-prefixed value
-	}
-	if len(b) < hdr {
-		return false
-	}
-	switch hdr {
-	case 2:
-		n = int(b[1])
-	case 3:
-		n = int(binary.BigEndian.Uint16(b[1:3]))
-	default:
-		n = int(binary.BigEndian.Uint32(b[1:5]))
-	}
-	if c == msgpcode.Ext8 || c == msgpcode.Ext16 || c == msgpcode.Ext32 {
-		hdr++ // the ext type byte
-	}
-	return n <= len(b)-hdr
+	n, start, ok := declaredLen(b, p)
+	return ok && n <= len(b)-start
 }
 
 func (m *mpDecoder) peek() (byte, error) {
@@ -184,6 +155,9 @@ func isMPStr(c byte) bool {
 }
 
 func isMPBin(c byte) bool { return c == msgpcode.Bin8 || c == msgpcode.Bin16 || c == msgpcode.Bin32 }
+
+// isMPExt is true for the ext codes that carry a length (not fixext).
+func isMPExt(c byte) bool { return c == msgpcode.Ext8 || c == msgpcode.Ext16 || c == msgpcode.Ext32 }
 
 func isMPMap(c byte) bool {
 	return msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32
@@ -323,7 +297,8 @@ func (m *mpDecoder) str(field string) (string, error) {
 // recentStr reads a str like str, but returns the string it returned for
 // the same slot last time when the bytes are the same, instead of
 // allocating it again: the receiving side of a busy room decodes the same
-// room, epoch and type in every frame.
+// room, epoch and type in every frame. It reads the bytes in place, in the
+// frame (the decoder reads m.r directly, so moving m.r moves it too).
 func (m *mpDecoder) recentStr(field string, slot int) (string, error) {
 	c, err := m.peek()
 	if err != nil {
@@ -332,29 +307,33 @@ func (m *mpDecoder) recentStr(field string, slot int) (string, error) {
 	if !isMPStr(c) {
 		return m.str(field) // nil, or the wrong type
 	}
-	n, err := m.d.DecodeBytesLen()
-	if err != nil || n < 0 || n > m.r.Len() {
-		return "", errNotMsgpack // a str32 header may claim 4 GiB: see lenFits
+	v, next, ok := rawStr(m.frame, len(m.frame)-m.r.Len())
+	if !ok {
+		return "", errNotMsgpack // truncated, or longer than the frame
 	}
-	var b []byte
-	if n <= len(m.sbuf) {
-		b = m.sbuf[:n]
-	} else {
-		b = make([]byte, n)
-	}
-	if m.d.ReadFull(b) != nil {
+	if _, err := m.r.Seek(int64(next), io.SeekStart); err != nil {
 		return "", errNotMsgpack
 	}
-	if s := m.recent[slot]; s == string(b) { // compares without allocating
-		return s, nil
-	}
-	if !utf8.Valid(b) {
+	s, ok := m.remember(slot, v)
+	if !ok {
 		m.setTypeErr(field, "valid UTF-8")
-		return "", nil
 	}
-	s := string(b)
-	m.recent[slot] = s
 	return s, nil
+}
+
+// remember returns v as a string: the slot's last one when the bytes are
+// the same (comparing allocates nothing), else a new one that the slot
+// keeps. ok is false, and s "", when v is not UTF-8.
+func (m *mpDecoder) remember(slot int, v []byte) (s string, ok bool) {
+	if s := m.recent[slot]; s == string(v) {
+		return s, true
+	}
+	if !utf8.Valid(v) {
+		return "", false
+	}
+	s = string(v)
+	m.recent[slot] = s
+	return s, true
 }
 
 func (m *mpDecoder) bool(field string) (bool, error) {

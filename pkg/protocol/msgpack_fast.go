@@ -110,26 +110,55 @@ func rawMapLen(b []byte, p int) (n, next int, ok bool) {
 	return 0, 0, false // map32 is more keys than a message has
 }
 
-// rawLen reads the length of a str (str codes) or bin (bin codes) header
-// at b[p:] and checks that the value fits in b.
-func rawLen(b []byte, p int, str bool) (n, next int, ok bool) {
+// declaredLen reads the header of a str, bin or ext value at b[p:]: the
+// length it declares and where the value's bytes start (after an ext's
+// type byte). ok is false for any other code and for a truncated header;
+// whether the frame holds that many bytes is the caller's to check.
+func declaredLen(b []byte, p int) (n, start int, ok bool) {
 	if p >= len(b) {
 		return 0, 0, false
 	}
 	c := b[p]
-	switch {
-	case str && msgpcode.IsFixedString(c):
-		n, next = int(c&0x1f), p+1
-	case (str && c == msgpcode.Str8 || !str && c == msgpcode.Bin8) && p+2 <= len(b):
-		n, next = int(b[p+1]), p+2
-	case (str && c == msgpcode.Str16 || !str && c == msgpcode.Bin16) && p+3 <= len(b):
-		n, next = int(binary.BigEndian.Uint16(b[p+1:])), p+3
-	case (str && c == msgpcode.Str32 || !str && c == msgpcode.Bin32) && p+5 <= len(b):
-		n, next = int(binary.BigEndian.Uint32(b[p+1:])), p+5
+	size := 0 // bytes of the length field
+	switch c {
+	case msgpcode.Str8, msgpcode.Bin8, msgpcode.Ext8:
+		size = 1
+	case msgpcode.Str16, msgpcode.Bin16, msgpcode.Ext16:
+		size = 2
+	case msgpcode.Str32, msgpcode.Bin32, msgpcode.Ext32:
+		size = 4
 	default:
+		if msgpcode.IsFixedString(c) {
+			return int(c & 0x1f), p + 1, true
+		}
 		return 0, 0, false
 	}
-	if n > len(b)-next {
+	start = p + 1 + size
+	if isMPExt(c) {
+		start++
+	}
+	if start > len(b) {
+		return 0, 0, false
+	}
+	switch size {
+	case 1:
+		n = int(b[p+1])
+	case 2:
+		n = int(binary.BigEndian.Uint16(b[p+1:]))
+	default:
+		n = int(binary.BigEndian.Uint32(b[p+1:]))
+	}
+	return n, start, true
+}
+
+// rawLen reads the length of a str (str codes) or bin (bin codes) header
+// at b[p:] and checks that the value fits in b.
+func rawLen(b []byte, p int, str bool) (n, next int, ok bool) {
+	if p >= len(b) || (str && !isMPStr(b[p])) || (!str && !isMPBin(b[p])) {
+		return 0, 0, false
+	}
+	n, next, ok = declaredLen(b, p)
+	if !ok || n > len(b)-next {
 		return 0, 0, false
 	}
 	return n, next, true
@@ -154,20 +183,15 @@ func rawBin(b []byte, p int) (s []byte, next int, ok bool) {
 }
 
 // rawRecentStr reads a UTF-8 str like rawStr, as a string, reusing the
-// slot's last string when the bytes are the same (see recentStr).
+// slot's last string when the bytes are the same (see remember).
 func (m *mpDecoder) rawRecentStr(b []byte, p, slot int) (s string, next int, ok bool) {
 	v, next, ok := rawStr(b, p)
 	if !ok {
 		return "", 0, false
 	}
-	if s := m.recent[slot]; s == string(v) {
-		return s, next, true
-	}
-	if !utf8.Valid(v) {
+	if s, ok = m.remember(slot, v); !ok {
 		return "", 0, false
 	}
-	s = string(v)
-	m.recent[slot] = s
 	return s, next, true
 }
 
