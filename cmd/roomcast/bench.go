@@ -245,10 +245,9 @@ func runBench(ctx context.Context, args []string, e *env) int {
 		DrainTimeout:   *drain,
 		MessageBuffer:  *msgBuf,
 		Floor:          loadgen.FloorConfig{Deliveries: *floorMsgs},
-		PacedFloor: loadgen.FloorConfig{Sockets: *pacedSockets, Rate: pacedRate, Burst: *pacedBurst,
-			Deliveries: max(int64(pacedRate*5), 1)},
-		SkipFloor: *noFloor,
-		Logger:    log,
+		PacedFloor:     loadgen.PacedFloor(*pacedSockets, pacedRate, *pacedBurst),
+		SkipFloor:      *noFloor,
+		Logger:         log,
 	}
 	if *pacedFloor == "auto" {
 		cfg.PacedFloor = loadgen.PacedFloorFor(cfg)

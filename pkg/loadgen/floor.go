@@ -268,7 +268,7 @@ const maxPacedSockets = 5000
 // PacedFloorFor is the floor paced like one gateway's share of cfg's
 // deliveries (the URLs are taken to be that many gateways): its delivery
 // rate, its subscribers (at most maxPacedSockets) as the sockets, and one
-// message's members on that gateway as the burst, 5 s long. W2 at 10
+// message's members on that gateway as the burst (see PacedFloor). W2 at 10
 // msg/s over two gateways: 5,000/s in bursts of 500; W3: 10,000/s in
 // bursts of 5 over 5,000 sockets. Zero (no paced floor) for an idle run.
 func PacedFloorFor(cfg Config) FloorConfig {
@@ -283,7 +283,16 @@ func PacedFloorFor(cfg Config) FloorConfig {
 	sockets := min(max(1, int(float64(cfg.Connections)/gateways)), maxPacedSockets)
 	burst := min(max(1, int(math.Round(members/gateways))), sockets)
 	rate := cfg.Rate * members / gateways
-	return FloorConfig{Sockets: sockets, Rate: rate, Burst: burst, Deliveries: max(int64(rate*5), int64(sockets))}
+	return PacedFloor(sockets, rate, burst)
+}
+
+// pacedSeconds is how long a paced floor runs.
+const pacedSeconds = 5
+
+// PacedFloor is a floor of sockets written to at rate deliveries per
+// second, burst sockets at a time, for pacedSeconds (at least one round).
+func PacedFloor(sockets int, rate float64, burst int) FloorConfig {
+	return FloorConfig{Sockets: sockets, Rate: rate, Burst: burst, Deliveries: max(int64(rate*pacedSeconds), int64(sockets))}
 }
 
 // Floors measures the floors cfg asks for before a run: the classic one

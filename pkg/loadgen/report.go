@@ -496,21 +496,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("gateway memory", "RSS %s before, %s connected, %s at end: %s per connection",
 			bytesize(float64(g.RSSBefore)), bytesize(float64(g.RSSConnected)), bytesize(float64(g.RSSEnd)), bytesize(g.RSSPerConnection))
 	}
-	if f := r.Floor; f != nil {
-		s := fmt.Sprintf("%s CPU-s per 1M deliveries (%d sockets, %d frame(s) of %d B per write)",
-			flt(f.CPUPerMillion), f.Sockets, f.Coalesce, f.FrameBytes)
-		if r.FloorRatio > 0 {
-			s += fmt.Sprintf("; gateways at %.2f× the floor", r.FloorRatio)
+	// floorRow prints a floor and the gateways' ratio to it.
+	floorRow := func(name, how string, f *FloorReport, ratio float64) {
+		s := fmt.Sprintf("%s CPU-s per 1M deliveries (%d sockets, %s)", flt(f.CPUPerMillion), f.Sockets, how)
+		if ratio > 0 {
+			s += fmt.Sprintf("; gateways at %.2f× the %s", ratio, name)
 		}
-		row("floor", "%s", s)
+		row(name, "%s", s)
+	}
+	if f := r.Floor; f != nil {
+		floorRow("floor", fmt.Sprintf("%d frame(s) of %d B per write", f.Coalesce, f.FrameBytes), f, r.FloorRatio)
 	}
 	if f := r.PacedFloor; f != nil {
-		s := fmt.Sprintf("%s CPU-s per 1M deliveries (%d sockets, paced at %g/s in bursts of %d)",
-			flt(f.CPUPerMillion), f.Sockets, f.Rate, f.Burst)
-		if r.PacedFloorRatio > 0 {
-			s += fmt.Sprintf("; gateways at %.2f× the paced floor", r.PacedFloorRatio)
-		}
-		row("paced floor", "%s", s)
+		floorRow("paced floor", fmt.Sprintf("paced at %g/s in bursts of %d", f.Rate, f.Burst), f, r.PacedFloorRatio)
 	}
 	if mc := r.Machine; mc != nil {
 		row("machine", "%.2f of %d cores busy over the window (all processes)", mc.BusyCores, mc.CPUs)
