@@ -48,6 +48,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/roomcast/roomcast/pkg/lane"
 	"github.com/roomcast/roomcast/pkg/protocol"
 )
 
@@ -117,6 +118,13 @@ type Config struct {
 	// IdempotencyTTL is the dedupe window for idempotency keys. Zero means
 	// 2m.
 	IdempotencyTTL time.Duration
+	// Pipelines is how many lanes appends are spread over (by room, so a
+	// room's appends keep their order). Each sends what is queued on it
+	// in one round trip and gathers what arrives meanwhile. Zero means 4.
+	Pipelines int
+	// Batch caps the appends one lane sends in one round trip. Zero means
+	// 128.
+	Batch int
 	// Rules override StreamSize and StreamTTL per app or room pattern; the
 	// first matching rule wins. None means every room uses the fields
 	// above.
@@ -160,6 +168,7 @@ type Log struct {
 	idemMS  int64
 	metaTTL time.Duration
 	rules   []rule
+	lanes   []*lane.Lane[*appendReq] // by room
 }
 
 // New returns a Log over rdb. It panics if cfg.Prefix contains "{" or "}",
@@ -189,6 +198,14 @@ func New(rdb redis.UniversalClient, cfg Config) *Log {
 		idem = DefaultIdempotencyTTL
 	}
 	l.idemMS = millis(idem)
+	pipelines, batch := cfg.Pipelines, cfg.Batch
+	if pipelines <= 0 {
+		pipelines = 4
+	}
+	if batch <= 0 {
+		batch = 128
+	}
+	l.newLanes(pipelines, batch, maxBatchBytes)
 	l.def = l.settings(size, streamTTL)
 	for _, r := range cfg.Rules {
 		rs, rt := r.StreamSize, r.StreamTTL
@@ -323,33 +340,28 @@ type Entry struct {
 // position keeps its epoch even if the room's epoch changed since. Payload
 // size limits are the caller's job.
 func (l *Log) Append(ctx context.Context, app, room string, payload []byte, idemKey string) (pos protocol.Position, dup bool, err error) {
+	done := make(chan struct{})
+	l.AppendAsync(ctx, app, room, payload, idemKey, func(p protocol.Position, d bool, e error) {
+		pos, dup, err = p, d, e
+		close(done)
+	})
+	<-done
+	return pos, dup, err
+}
+
+// AppendAsync is Append without the wait: done gets what Append would
+// return, exactly once, on another goroutine (or on this one, at once, for
+// an invalid idempotency key). Appends of one room queued one after another
+// get their offsets in that order. done runs on the log's send loop, so it
+// must return promptly and must not append and wait; payload must not be
+// modified until it runs.
+func (l *Log) AppendAsync(ctx context.Context, app, room string, payload []byte, idemKey string, done func(pos protocol.Position, dup bool, err error)) {
 	if len(idemKey) > MaxIdempotencyKeyBytes {
-		return protocol.Position{}, false, ErrInvalidIdempotencyKey
+		done(protocol.Position{}, false, ErrInvalidIdempotencyKey)
+		return
 	}
-	epoch, err := newEpoch()
-	if err != nil {
-		return protocol.Position{}, false, err
-	}
-	s := l.settingsFor(app, room)
-	base, meta, stream := l.roomKeys(app, room)
-	keys := []string{meta, stream}
-	if idemKey != "" {
-		keys = append(keys, base+":idem:"+idemKey)
-	}
-	res, err := appendScript.Run(ctx, l.rdb, keys,
-		payload, epoch, s.streamSize, s.streamTTLms, s.metaTTLms, l.idemMS).Slice()
-	if err != nil {
-		return protocol.Position{}, false, fmt.Errorf("roomlog: append: %w", err)
-	}
-	if len(res) != 3 {
-		return protocol.Position{}, false, fmt.Errorf("roomlog: append: unexpected reply %v", res)
-	}
-	flag, _ := res[0].(int64)
-	pos, err = parsePosition(res[1], res[2])
-	if err != nil {
-		return protocol.Position{}, false, fmt.Errorf("roomlog: append: %w", err)
-	}
-	return pos, flag == 1, nil
+	h := xxhash.Sum64String(app + ":" + room)
+	l.lanes[h%uint64(len(l.lanes))].Push(&appendReq{ctx: ctx, app: app, room: room, payload: payload, idemKey: idemKey, done: done})
 }
 
 // Position returns the room's current position: the offset of its last
