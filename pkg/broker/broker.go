@@ -28,6 +28,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/roomcast/roomcast/pkg/lane"
 )
 
 // DefaultExchange is the exchange used when Config.Exchange is empty.
@@ -76,8 +78,13 @@ type Config struct {
 	Prefetch int
 	// PublishChannels is how many confirm-mode channels publishes are
 	// spread over (by shard, so one shard always uses the same channel and
-	// keeps its publish order). Zero means 4.
+	// keeps its publish order). Each channel sends one batch at a time and
+	// gathers the publishes that arrive while it waits for the confirm, so
+	// fewer channels make bigger batches. Zero means 2.
 	PublishChannels int
+	// PublishBatch caps the publishes sent as one AMQP message (and
+	// confirmed together); 1 sends every publish alone. Zero means 256.
+	PublishBatch int
 	// PublishTimeout bounds one Publish call, including waiting for a
 	// reconnect and republishing; the caller's context can only shorten
 	// it. Zero means 5s.
@@ -104,7 +111,10 @@ func (c *Config) setDefaults() {
 		c.Prefetch = 1000
 	}
 	if c.PublishChannels == 0 {
-		c.PublishChannels = 4
+		c.PublishChannels = 2
+	}
+	if c.PublishBatch == 0 {
+		c.PublishBatch = 256
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 5 * time.Second
@@ -134,8 +144,8 @@ func (c *Config) validate() error {
 	if c.NodeID == "" {
 		return errors.New("NodeID is required")
 	}
-	if c.QueueMaxLength < 0 || c.Prefetch < 0 || c.PublishChannels < 0 {
-		return errors.New("QueueMaxLength, Prefetch and PublishChannels must not be negative")
+	if c.QueueMaxLength < 0 || c.Prefetch < 0 || c.PublishChannels < 0 || c.PublishBatch < 0 {
+		return errors.New("QueueMaxLength, Prefetch, PublishChannels and PublishBatch must not be negative")
 	}
 	if c.PublishTimeout < 0 || c.ReconnectMin < 0 || c.ReconnectMax < 0 || c.DialTimeout < 0 || c.Heartbeat < 0 {
 		return errors.New("durations must not be negative")
@@ -154,23 +164,26 @@ type Handler func(shard int, body []byte)
 
 // Stats are cumulative counters since New, for metrics and tests.
 type Stats struct {
-	Published   uint64 // basic.publish frames sent, republishes included
+	Sends       uint64 // basic.publish frames sent (one per batch), republishes included
+	Published   uint64 // publishes sent in those frames, republishes included
 	Confirmed   uint64 // publishes acked by RabbitMQ
 	Nacked      uint64 // publishes nacked by RabbitMQ (then retried)
-	Returned    uint64 // publishes returned as unroutable: no node bound to the shard (still acked; not an error)
+	Returned    uint64 // frames returned as unroutable: no node bound to any of their shards (still acked; not an error)
 	Republished uint64 // publishes sent again after a nack or a lost channel
 	Failed      uint64 // Publish calls that returned an error
 	Reconnects  uint64 // connections re-established after a loss (the first connect is not counted)
 	Deliveries  uint64 // messages handed to the Handler
+	Batches     uint64 // batches received (their items count in Deliveries)
+	Malformed   uint64 // batches received with a malformed body (their items after the fault are dropped)
 	Binds       uint64 // queue.bind operations done, re-binds after a reconnect included
 	Unbinds     uint64 // queue.unbind operations done
 	Shards      int    // shards with a positive Subscribe count
 }
 
 type counters struct {
-	published, confirmed, nacked, returned, republished, failed atomic.Uint64
-	reconnects, deliveries, binds, unbinds                      atomic.Uint64
-	shards                                                      atomic.Int64
+	sends, published, confirmed, nacked, returned, republished, failed atomic.Uint64
+	reconnects, deliveries, batches, malformed, binds, unbinds         atomic.Uint64
+	shards                                                             atomic.Int64
 }
 
 // Broker is one node's connection to the room-traffic exchange. Its
@@ -188,6 +201,12 @@ type Broker struct {
 	// current session's bound set.
 	topo chan struct{}
 	refs map[int]int
+	// subscribed is the set of shards in refs, for the consumer: a batch
+	// may carry other shards, whose items it skips. Replaced (never
+	// modified) under topo.
+	subscribed atomic.Pointer[map[int]struct{}]
+
+	lanes []*lane.Lane[*outgoing] // one per publish channel
 
 	mu          sync.Mutex
 	sess        *session      // live session, nil while disconnected
@@ -229,6 +248,12 @@ func New(cfg Config, log *slog.Logger, h Handler) (*Broker, error) {
 		cancel:  cancel,
 		done:    make(chan struct{}),
 	}
+	b.subscribed.Store(&map[int]struct{}{})
+	limits := lane.Limits{Items: cfg.PublishBatch, Bytes: maxBatchBytes}
+	for i := range cfg.PublishChannels {
+		p := &publisher{b: b, idx: i}
+		b.lanes = append(b.lanes, lane.New(limits, outgoingSize, p.send))
+	}
 	go b.run()
 	return b, nil
 }
@@ -259,6 +284,7 @@ func (b *Broker) OnReconnect(f func()) {
 func (b *Broker) Stats() Stats {
 	s := &b.stats
 	return Stats{
+		Sends:       s.sends.Load(),
 		Published:   s.published.Load(),
 		Confirmed:   s.confirmed.Load(),
 		Nacked:      s.nacked.Load(),
@@ -267,6 +293,8 @@ func (b *Broker) Stats() Stats {
 		Failed:      s.failed.Load(),
 		Reconnects:  s.reconnects.Load(),
 		Deliveries:  s.deliveries.Load(),
+		Batches:     s.batches.Load(),
+		Malformed:   s.malformed.Load(),
 		Binds:       s.binds.Load(),
 		Unbinds:     s.unbinds.Load(),
 		Shards:      int(s.shards.Load()),
@@ -282,67 +310,32 @@ func (b *Broker) Stats() Stats {
 // shard go out on one channel, so concurrent publishes to a shard reach
 // the queues in the order they were sent (a republish may reorder).
 func (b *Broker) Publish(ctx context.Context, shard int, body []byte) error {
+	done := make(chan error, 1)
+	b.PublishAsync(ctx, shard, body, func(err error) { done <- err })
+	return <-done
+}
+
+// PublishAsync is Publish without the wait: done gets what Publish would
+// return, exactly once, on another goroutine (or on this one, at once, for
+// an invalid shard or a closed broker). done runs on the channel's send
+// loop, so it must return promptly and must not publish and wait. The
+// caller must not modify body until done runs. Publishes queued one after
+// another on a shard are sent in that order.
+func (b *Broker) PublishAsync(ctx context.Context, shard int, body []byte, done func(error)) {
 	if shard < 0 {
-		return fmt.Errorf("broker: publish: negative shard %d", shard)
+		done(fmt.Errorf("broker: publish: negative shard %d", shard))
+		return
 	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		b.stats.failed.Add(1)
-		return fmt.Errorf("broker: publish to shard %d: %w: %w", shard, ErrNotConfirmed, ErrClosed)
+		done(b.publishFailed(shard, ErrClosed, nil))
+		return
 	}
-	b.inflight.Add(1)
+	b.inflight.Add(1) // Done in publisher.finish
 	b.mu.Unlock()
-	defer b.inflight.Done()
-
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
-	defer cancel()
-	msg := amqp.Publishing{DeliveryMode: amqp.Transient, Body: body}
-	key := routingKey(shard)
-
-	var last error // cause of the last failed attempt
-	sends := 0
-	for attempt := 1; ; attempt++ {
-		s, err := b.awaitSession(ctx)
-		if err != nil {
-			return b.publishFailed(shard, err, last)
-		}
-		ch := s.pub[shard%len(s.pub)]
-		dc, err := ch.PublishWithDeferredConfirm(b.cfg.Exchange, key, true, false, msg)
-		if err != nil {
-			last = err
-			s.fail(fmt.Errorf("publish: %w", err))
-			continue
-		}
-		b.stats.published.Add(1)
-		if sends++; sends > 1 {
-			b.stats.republished.Add(1)
-		}
-		select {
-		case <-dc.Done():
-		case <-ctx.Done():
-			return b.publishFailed(shard, ctx.Err(), last)
-		}
-		if dc.Acked() {
-			b.stats.confirmed.Add(1)
-			return nil
-		}
-		if ch.IsClosed() {
-			// The channel died with the message unconfirmed (its pending
-			// confirms resolve as nacks): it may or may not have been
-			// routed, so send it again on the next channel.
-			last = errLost
-			continue
-		}
-		b.stats.nacked.Add(1)
-		last = errNacked
-		// A nack means RabbitMQ could not take the message right now (an
-		// internal error or a full queue that rejects publishes); pause
-		// before retrying so as not to spin.
-		if err := b.sleep(ctx, b.backoff(attempt)); err != nil {
-			return b.publishFailed(shard, err, last)
-		}
-	}
+	b.lanes[shard%len(b.lanes)].Push(&outgoing{ctx: ctx, cancel: cancel, shard: shard, body: body, done: done})
 }
 
 func (b *Broker) publishFailed(shard int, err, last error) error {
@@ -421,6 +414,7 @@ func (b *Broker) Subscribe(ctx context.Context, shard int) error {
 	b.refs[shard]++
 	if b.refs[shard] == 1 {
 		b.stats.shards.Add(1)
+		b.storeSubscribed()
 		b.reconcile(shard)
 	}
 	return nil
@@ -444,9 +438,19 @@ func (b *Broker) Unsubscribe(shard int) {
 	}
 	delete(b.refs, shard)
 	b.stats.shards.Add(-1)
+	b.storeSubscribed()
 	if !b.isClosed() {
 		b.reconcile(shard)
 	}
+}
+
+// storeSubscribed publishes the set of shards in refs. Caller holds topo.
+func (b *Broker) storeSubscribed() {
+	m := make(map[int]struct{}, len(b.refs))
+	for shard := range b.refs {
+		m[shard] = struct{}{}
+	}
+	b.subscribed.Store(&m)
 }
 
 // reconcile makes the live session's binding for shard match the

@@ -282,7 +282,9 @@ func (b *Broker) consume(s *session, deliveries <-chan amqp.Delivery) {
 	ackEvery := uint64(max(1, b.cfg.Prefetch/4))
 	var unacked uint64
 	for d := range deliveries {
-		if shard, ok := parseShard(d.RoutingKey); ok {
+		if d.Type == batchType {
+			b.handleBatch(d.Body)
+		} else if shard, ok := parseShard(d.RoutingKey); ok {
 			b.stats.deliveries.Add(1)
 			b.handler(shard, d.Body)
 		} else {
@@ -300,6 +302,23 @@ func (b *Broker) consume(s *session, deliveries <-chan amqp.Delivery) {
 	// was deleted: rebuild the session.
 	if !s.topo.IsClosed() {
 		s.fail(errors.New("consumer cancelled by RabbitMQ"))
+	}
+}
+
+// handleBatch hands on the items of a batch whose shards this node is
+// subscribed to; the others are for rooms of other nodes.
+func (b *Broker) handleBatch(body []byte) {
+	b.stats.batches.Add(1)
+	subscribed := *b.subscribed.Load()
+	err := splitBatch(body, func(shard int, item []byte) {
+		if _, ok := subscribed[shard]; ok {
+			b.stats.deliveries.Add(1)
+			b.handler(shard, item)
+		}
+	})
+	if err != nil {
+		b.stats.malformed.Add(1)
+		b.log.Warn("dropping the rest of a malformed batch", "err", err)
 	}
 }
 
