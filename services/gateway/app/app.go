@@ -79,6 +79,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, onListen fun
 		URL:            cfg.AMQPURL,
 		NodeID:         cfg.NodeID,
 		PublishTimeout: cfg.PublishTimeout,
+		PublishBatch:   cfg.PublishBatch,
 	}, log, func(shard int, body []byte) { h.HandleDelivery(shard, body) })
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
@@ -208,6 +209,7 @@ func registerStats(reg *prometheus.Registry, h *hub.Hub, bus *broker.Broker) {
 	metrics.Func(reg, "roomcast_gateway_epoch_resets_total", "Rooms whose epoch changed under live members.", hs(func(s hub.Stats) uint64 { return s.EpochResets }))
 	metrics.GaugeFunc(reg, "roomcast_gateway_rooms", "Rooms with local members.", func() float64 { return float64(h.Rooms()) })
 	metrics.Func(reg, "roomcast_amqp_published_total", "Messages published to RabbitMQ.", bs(func(s broker.Stats) uint64 { return s.Published }))
+	metrics.Func(reg, "roomcast_amqp_sends_total", "AMQP messages published (one per batch of messages; published_total / sends_total is the mean batch size).", bs(func(s broker.Stats) uint64 { return s.Sends }))
 	metrics.Func(reg, "roomcast_amqp_confirmed_total", "Publishes confirmed by RabbitMQ.", bs(func(s broker.Stats) uint64 { return s.Confirmed }))
 	metrics.Func(reg, "roomcast_amqp_nacked_total", "Publishes nacked by RabbitMQ.", bs(func(s broker.Stats) uint64 { return s.Nacked }))
 	metrics.Func(reg, "roomcast_amqp_returned_total", "Publishes no node was bound for.", bs(func(s broker.Stats) uint64 { return s.Returned }))
@@ -215,4 +217,6 @@ func registerStats(reg *prometheus.Registry, h *hub.Hub, bus *broker.Broker) {
 	metrics.Func(reg, "roomcast_amqp_failed_total", "Publishes that never got a confirm.", bs(func(s broker.Stats) uint64 { return s.Failed }))
 	metrics.Func(reg, "roomcast_amqp_reconnects_total", "Reconnections to RabbitMQ.", bs(func(s broker.Stats) uint64 { return s.Reconnects }))
 	metrics.Func(reg, "roomcast_amqp_deliveries_total", "Messages consumed from the node queue.", bs(func(s broker.Stats) uint64 { return s.Deliveries }))
+	metrics.Func(reg, "roomcast_amqp_batches_received_total", "Batches consumed from the node queue (their messages count in roomcast_amqp_deliveries_total).", bs(func(s broker.Stats) uint64 { return s.Batches }))
+	metrics.Func(reg, "roomcast_amqp_malformed_batches_total", "Batches consumed with a malformed body (the rest of such a batch is dropped; gaps are filled from Redis).", bs(func(s broker.Stats) uint64 { return s.Malformed }))
 }

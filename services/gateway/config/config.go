@@ -112,6 +112,11 @@ type Config struct {
 	// PublishTimeout bounds how long a publish waits for the broker's
 	// confirm, across reconnects, before the client gets publish_failed.
 	PublishTimeout time.Duration `env:"GATEWAY_PUBLISH_TIMEOUT" envDefault:"5s"`
+	// PublishBatch caps the messages a gateway sends to RabbitMQ as one
+	// AMQP message (those that queued during one confirm round trip).
+	// 1 sends every message alone, as gateways before batching did: set
+	// it during a rolling update from such a version.
+	PublishBatch int `env:"GATEWAY_PUBLISH_BATCH" envDefault:"256"`
 
 	// SessionTTL is the recovery window for sessions: how long a session
 	// outlives its connection and can be resumed on any node. Live
@@ -173,6 +178,7 @@ func (c *Config) Validate() error {
 		"GATEWAY_HEARTBEAT_MISSES":        c.HeartbeatMisses,
 		"GATEWAY_EVENT_BUFFER":            c.EventBuffer,
 		"GATEWAY_MAX_PRESENCE_DATA_BYTES": c.MaxPresenceDataBytes,
+		"GATEWAY_PUBLISH_BATCH":           c.PublishBatch,
 	}
 	for name, v := range positive {
 		if v < 1 {

@@ -577,28 +577,26 @@ func (c *Conn) publish(cmd *protocol.Command) {
 		Data:      cmd.Data,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.PublishTimeout)
-	// Append runs here, in the read loop, so the order of a connection's
-	// publishes is the order of their offsets.
-	p, err := c.d.Hub.Append(ctx, env, cmd.IdempotencyKey)
-	if err != nil {
-		cancel()
-		c.log.Warn("publish append failed", "room", cmd.Room, "err", err)
-		c.replyError(cmd.ID, protocol.NewError(protocol.CodeUnavailable, "room log unavailable; retry with the same idempotency key"))
-		return
-	}
 	id, room := cmd.ID, cmd.Room
 	c.inflight.Add(1)
-	go func() {
+	// Publish queues the append here, in the read loop, so the order of a
+	// connection's publishes is the order of their offsets; the read loop
+	// goes on while Redis and RabbitMQ answer.
+	c.d.Hub.Publish(ctx, env, cmd.IdempotencyKey, func(p *hub.Published, err error) {
 		defer c.inflight.Done()
 		defer cancel()
-		if err := c.d.Hub.Broadcast(ctx, p); err != nil {
+		switch {
+		case p == nil:
+			c.log.Warn("publish append failed", "room", room, "err", err)
+			c.replyError(id, protocol.NewError(protocol.CodeUnavailable, "room log unavailable; retry with the same idempotency key"))
+		case err != nil:
 			c.log.Warn("publish not confirmed", "room", room, "err", err)
 			c.replyError(id, protocol.NewError(protocol.CodePublishFailed, "broker did not confirm; the message may still be delivered — retry with the same idempotency key"))
-			return
+		default:
+			c.d.Metrics.PublishLatency.Observe(time.Since(start).Seconds())
+			c.Reply(&protocol.Reply{ID: id, Room: room, Position: p.Position})
 		}
-		c.d.Metrics.PublishLatency.Observe(time.Since(start).Seconds())
-		c.Reply(&protocol.Reply{ID: id, Room: room, Position: p.Position})
-	}()
+	})
 }
 
 // Reply implements hub.Member.

@@ -34,6 +34,8 @@ import (
 // Bus carries room traffic between nodes (pkg/broker).
 type Bus interface {
 	Publish(ctx context.Context, shard int, body []byte) error
+	// PublishAsync is Publish that answers done instead of waiting.
+	PublishAsync(ctx context.Context, shard int, body []byte, done func(error))
 	Subscribe(ctx context.Context, shard int) error
 	Unsubscribe(shard int)
 }
@@ -41,6 +43,8 @@ type Bus interface {
 // Log is the per-room offset log in Redis (pkg/roomlog).
 type Log interface {
 	Append(ctx context.Context, app, room string, payload []byte, idemKey string) (protocol.Position, bool, error)
+	// AppendAsync is Append that answers done instead of waiting.
+	AppendAsync(ctx context.Context, app, room string, payload []byte, idemKey string, done func(protocol.Position, bool, error))
 	Position(ctx context.Context, app, room string) (protocol.Position, error)
 	Range(ctx context.Context, app, room, epoch string, from, to uint64) ([]roomlog.Entry, error)
 }
@@ -348,7 +352,7 @@ type Published struct {
 // transient). Callers keep per-room order by calling Append in the order
 // the publisher sent the messages; Broadcast may then run concurrently.
 func (h *Hub) Append(ctx context.Context, env envelope.Envelope, idemKey string) (*Published, error) {
-	p := &Published{env: env, shard: hashring.Shard(env.App, env.Room, h.cfg.Shards)}
+	p := h.published(env)
 	if env.Transient {
 		return p, nil
 	}
@@ -356,42 +360,101 @@ func (h *Hub) Append(ctx context.Context, env envelope.Envelope, idemKey string)
 	if err != nil {
 		return nil, fmt.Errorf("%w: room log: %w", ErrUnavailable, err)
 	}
+	h.appended(ctx, p, pos, dup)
+	return p, nil
+}
+
+func (h *Hub) published(env envelope.Envelope) *Published {
+	return &Published{env: env, shard: hashring.Shard(env.App, env.Room, h.cfg.Shards)}
+}
+
+// appended records where the log put p.
+func (h *Hub) appended(ctx context.Context, p *Published, pos protocol.Position, dup bool) {
 	p.Position = &pos
 	p.Duplicate = dup
 	p.env.Offset, p.env.Epoch = pos.Offset, pos.Epoch
-	if dup {
-		// Broadcast the stored message again: the first attempt may have
-		// failed before the broker confirmed it, and receivers drop offsets
-		// they already delivered, so a repeat is never delivered twice.
-		entries, err := h.rlog.Range(ctx, env.App, env.Room, pos.Epoch, pos.Offset, pos.Offset)
-		if err != nil || len(entries) != 1 {
-			p.env.Offset = 0 // nothing left to re-send
-			return p, nil
-		}
-		stored, err := envelope.Decode(entries[0].Payload)
-		if err == nil {
-			stored.Offset, stored.Epoch = pos.Offset, pos.Epoch
-			p.env = stored
-		}
+	if !dup {
+		return
 	}
-	return p, nil
+	// Broadcast the stored message again: the first attempt may have
+	// failed before the broker confirmed it, and receivers drop offsets
+	// they already delivered, so a repeat is never delivered twice.
+	entries, err := h.rlog.Range(ctx, p.env.App, p.env.Room, pos.Epoch, pos.Offset, pos.Offset)
+	if err != nil || len(entries) != 1 {
+		p.env.Offset = 0 // nothing left to re-send
+		return
+	}
+	stored, err := envelope.Decode(entries[0].Payload)
+	if err == nil {
+		stored.Offset, stored.Epoch = pos.Offset, pos.Epoch
+		p.env = stored
+	}
 }
 
 // Broadcast hands an appended message to the broker and waits for its
 // confirm.
 func (h *Hub) Broadcast(ctx context.Context, p *Published) error {
-	if p.Duplicate && p.env.Offset == 0 {
-		return nil
-	}
+	done := make(chan error, 1)
 	h.inflight.Add(1)
-	defer h.inflight.Done()
-	if err := h.bus.Publish(ctx, p.shard, p.env.Marshal()); err != nil {
-		return fmt.Errorf("%w: broker: %w", ErrUnavailable, err)
+	h.broadcast(ctx, p, func(_ *Published, err error) {
+		done <- err
+		h.inflight.Done()
+	})
+	return <-done
+}
+
+// Publish appends a message (unless it is transient) and broadcasts it
+// without waiting: done gets the result once the broker confirmed it —
+// the Published with its position, and a nil error — or a nil Published
+// if the room log failed, or the Published and an error if the broker did
+// (both errors wrap ErrUnavailable). done runs on the room log's or the
+// broker's send loop and must return promptly. A publisher's messages to
+// a room get their offsets in the order of its Publish calls.
+func (h *Hub) Publish(ctx context.Context, env envelope.Envelope, idemKey string, done func(*Published, error)) {
+	p := h.published(env)
+	h.inflight.Add(1)
+	finish := func(p *Published, err error) {
+		done(p, err)
+		h.inflight.Done()
 	}
-	if h.cfg.Published != nil && !p.Duplicate {
-		h.cfg.Published(&p.env)
+	if env.Transient {
+		h.broadcast(ctx, p, finish)
+		return
 	}
-	return nil
+	h.rlog.AppendAsync(ctx, env.App, env.Room, env.Marshal(), idemKey, func(pos protocol.Position, dup bool, err error) {
+		if err != nil {
+			finish(nil, fmt.Errorf("%w: room log: %w", ErrUnavailable, err))
+			return
+		}
+		if dup {
+			// Rare, and it reads the log again: not on its send loop.
+			go func() {
+				h.appended(ctx, p, pos, dup)
+				h.broadcast(ctx, p, finish)
+			}()
+			return
+		}
+		h.appended(ctx, p, pos, dup)
+		h.broadcast(ctx, p, finish)
+	})
+}
+
+// broadcast hands p to the broker; done gets the outcome.
+func (h *Hub) broadcast(ctx context.Context, p *Published, done func(*Published, error)) {
+	if p.Duplicate && p.env.Offset == 0 {
+		done(p, nil)
+		return
+	}
+	h.bus.PublishAsync(ctx, p.shard, p.env.Marshal(), func(err error) {
+		if err != nil {
+			done(p, fmt.Errorf("%w: broker: %w", ErrUnavailable, err))
+			return
+		}
+		if h.cfg.Published != nil && !p.Duplicate {
+			h.cfg.Published(&p.env)
+		}
+		done(p, nil)
+	})
 }
 
 // WaitInflight waits until every broadcast has been confirmed or failed,

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -29,6 +30,10 @@ func (b *memBus) Publish(_ context.Context, _ int, body []byte) error {
 	defer b.mu.Unlock()
 	b.published = append(b.published, body)
 	return nil
+}
+
+func (b *memBus) PublishAsync(ctx context.Context, shard int, body []byte, done func(error)) {
+	done(b.Publish(ctx, shard, body))
 }
 
 func (b *memBus) Subscribe(_ context.Context, shard int) error {
@@ -529,5 +534,46 @@ func TestLeaveDuringSlowJoinRead(t *testing.T) {
 	waitOffsets(t, other, 1, 2, 3)
 	if got := m.offsets(); len(got) != 0 {
 		t.Fatalf("a member that left got %v", got)
+	}
+}
+
+// Publish appends and broadcasts without waiting: publishes queued back to
+// back get their room's offsets in call order, a repeated idempotency key
+// re-sends the stored message, and the answers carry the positions.
+func TestPublishQueuesInOrder(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	type answer struct {
+		p   *Published
+		err error
+	}
+	const n = 50
+	answers := make([]chan answer, n+1)
+	for i := range answers {
+		answers[i] = make(chan answer, 1)
+		env := envelope.Envelope{App: "a", Room: "r", Data: fmt.Appendf(nil, "%d", i)}
+		key := ""
+		if i == 0 || i == n {
+			key = "same" // the last one repeats the first
+		}
+		f.h.Publish(context.Background(), env, key, func(p *Published, err error) { answers[i] <- answer{p, err} })
+	}
+	for i, ch := range answers {
+		a := <-ch
+		want := uint64(i + 1)
+		if i == n {
+			want = 1
+		}
+		if a.err != nil || a.p == nil || a.p.Position == nil || a.p.Position.Offset != want || a.p.Duplicate != (i == n) {
+			t.Fatalf("publish %d answered %+v, %v; want offset %d", i, a.p, a.err, want)
+		}
+	}
+	f.bus.mu.Lock()
+	defer f.bus.mu.Unlock()
+	if len(f.bus.published) != n+1 {
+		t.Fatalf("%d broadcasts, want %d", len(f.bus.published), n+1)
+	}
+	if env, err := envelope.Decode(f.bus.published[n]); err != nil || string(env.Data) != "0" || env.Offset != 1 {
+		t.Fatalf("the repeat broadcast %+v, %v; want the stored first message", env, err)
 	}
 }
