@@ -64,8 +64,14 @@ func (p *publisher) send(batch []*outgoing) {
 			deadline = d
 		}
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
+	// The batch is tried until the last of its publishes' deadlines: one
+	// caller giving up must not fail the others.
+	ctx := batch[0].ctx
+	if len(batch) > 1 {
+		c, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		ctx = c
+	}
 	var last error
 	for attempt := 1; ; attempt++ {
 		batch = p.wanted(batch, last)

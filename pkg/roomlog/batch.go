@@ -70,13 +70,27 @@ func (l *Log) sendAppends(batch []*appendReq) {
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
+	// A batch runs until the last of its callers' deadlines: one caller
+	// giving up must not fail the others.
+	ctx := live[0].ctx
+	if len(live) > 1 {
+		c, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		ctx = c
+	}
 	calls, err := l.roomCalls(live)
 	if err != nil {
 		for _, r := range live {
 			r.done(protocol.Position{}, false, err)
 		}
+		return
+	}
+	if len(calls) == 1 {
+		// One room: a plain call, which Run retries with the source on
+		// NOSCRIPT by itself.
+		c := calls[0]
+		c.cmd = appendScript.Run(ctx, l.rdb, c.keys, c.args...)
+		c.answer()
 		return
 	}
 	run := func(eval func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd, calls []*roomCall) {
@@ -104,7 +118,10 @@ func (l *Log) sendAppends(batch []*appendReq) {
 // roomCalls groups a batch by room, keeping each room's order.
 func (l *Log) roomCalls(batch []*appendReq) ([]*roomCall, error) {
 	var calls []*roomCall
-	byRoom := make(map[[2]string]*roomCall, len(batch))
+	var byRoom map[[2]string]*roomCall
+	if len(batch) > 1 {
+		byRoom = make(map[[2]string]*roomCall, len(batch))
+	}
 	for _, r := range batch {
 		c := byRoom[[2]string{r.app, r.room}]
 		if c == nil {
@@ -115,7 +132,9 @@ func (l *Log) roomCalls(batch []*appendReq) ([]*roomCall, error) {
 			s := l.settingsFor(r.app, r.room)
 			base, meta, stream := l.roomKeys(r.app, r.room)
 			c = &roomCall{base: base, keys: []string{meta, stream}, args: []any{epoch, s.streamSize, s.streamTTLms, s.metaTTLms, l.idemMS}}
-			byRoom[[2]string{r.app, r.room}] = c
+			if byRoom != nil {
+				byRoom[[2]string{r.app, r.room}] = c
+			}
 			calls = append(calls, c)
 		}
 		c.reqs = append(c.reqs, r)
