@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/roomcast/roomcast/pkg/envelope"
 	"github.com/roomcast/roomcast/pkg/protocol"
@@ -23,11 +26,15 @@ type memBus struct {
 	mu        sync.Mutex
 	published [][]byte
 	subs      map[int]int
+	fail      error // returned by every publish when set
 }
 
 func (b *memBus) Publish(_ context.Context, _ int, body []byte) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.fail != nil {
+		return b.fail
+	}
 	b.published = append(b.published, body)
 	return nil
 }
@@ -111,6 +118,7 @@ type fixture struct {
 	bus  *memBus
 	rlog *roomlog.Log
 	log  *staleLog
+	rdb  *redis.Client
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -122,7 +130,7 @@ func newFixture(t *testing.T) *fixture {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	h := New(Config{Shards: 16, Workers: 2, GapWait: 50 * time.Millisecond, Frame: frame}, log, bus, sl)
 	t.Cleanup(h.Close)
-	return &fixture{h: h, bus: bus, rlog: rlog, log: sl}
+	return &fixture{h: h, bus: bus, rlog: rlog, log: sl, rdb: rdb}
 }
 
 // appendN stores n messages in the room's log (as a publishing node would)
@@ -575,5 +583,40 @@ func TestPublishQueuesInOrder(t *testing.T) {
 	}
 	if env, err := envelope.Decode(f.bus.published[n]); err != nil || string(env.Data) != "0" || env.Offset != 1 {
 		t.Fatalf("the repeat broadcast %+v, %v; want the stored first message", env, err)
+	}
+}
+
+// Publish tells the two failures apart: the room log's (no Published: the
+// message has no offset) and the broker's (the Published with its
+// position: the message is stored and may still be delivered).
+func TestPublishReportsWhichStepFailed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	publish := func(room string) (*Published, error) {
+		done := make(chan struct{})
+		var p *Published
+		var err error
+		f.h.Publish(context.Background(), envelope.Envelope{App: "a", Room: room, Data: []byte(`1`)}, "", func(pp *Published, e error) {
+			p, err = pp, e
+			close(done)
+		})
+		<-done
+		return p, err
+	}
+	f.bus.mu.Lock()
+	f.bus.fail = errors.New("broker down")
+	f.bus.mu.Unlock()
+	p, err := publish("broken")
+	if !errors.Is(err, ErrUnavailable) || p == nil || p.Position == nil || p.Position.Offset != 1 {
+		t.Fatalf("broker failure: Publish answered %+v, %v; want the stored position and ErrUnavailable", p, err)
+	}
+	// A room whose stream key holds a string: the append fails. (The
+	// room's first append would start an epoch and clear the key.)
+	if err := f.rdb.Set(context.Background(), f.rlog.Target("a", "broken").Stream, "not a stream", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p, err = publish("broken")
+	if !errors.Is(err, ErrUnavailable) || p != nil {
+		t.Fatalf("room log failure: Publish answered %+v, %v; want no Published and ErrUnavailable", p, err)
 	}
 }
