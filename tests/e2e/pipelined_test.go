@@ -16,14 +16,16 @@ import (
 
 // TestPipelinedPublishesKeepTheirOrder: one connection writes hundreds of
 // publishes to two rooms back to back, without waiting for replies (the
-// gateway queues them and reads on). Each room's offsets follow the order
-// the frames were sent, every publish is answered, and members on another
-// node receive each room's messages in that order.
+// gateway queues them and reads on, up to its in-flight window). Each
+// room's offsets follow the order the frames were sent, every publish is
+// answered, and members on another node receive each room's messages in
+// that order.
 func TestPipelinedPublishesKeepTheirOrder(t *testing.T) {
 	t.Parallel()
 	env := harness.NewEnv(t)
-	// A burst of 300 is over the default per-connection rate limit.
-	pubGW := env.Gateway(t, "gw-pipe-0", "GATEWAY_RATE=10000", "GATEWAY_BURST=10000")
+	// A burst of 300 is over the default per-connection rate limit; a
+	// window of 8 makes the read loop wait for answers most of the time.
+	pubGW := env.Gateway(t, "gw-pipe-0", "GATEWAY_RATE=10000", "GATEWAY_BURST=10000", "GATEWAY_MAX_INFLIGHT_PUBLISHES=8")
 	subGW := env.Gateway(t, "gw-pipe-1")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

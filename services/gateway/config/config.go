@@ -117,6 +117,11 @@ type Config struct {
 	// 1 sends every message alone, as gateways before batching did: set
 	// it during a rolling update from such a version.
 	PublishBatch int `env:"GATEWAY_PUBLISH_BATCH" envDefault:"256"`
+	// MaxInflightPublishes caps one connection's publishes awaiting their
+	// confirm; at the cap the gateway stops reading the connection until
+	// one is answered (a publish that waits a whole GATEWAY_PUBLISH_TIMEOUT
+	// for a place is answered unavailable).
+	MaxInflightPublishes int `env:"GATEWAY_MAX_INFLIGHT_PUBLISHES" envDefault:"256"`
 
 	// SessionTTL is the recovery window for sessions: how long a session
 	// outlives its connection and can be resumed on any node. Live
@@ -179,6 +184,7 @@ func (c *Config) Validate() error {
 		"GATEWAY_EVENT_BUFFER":            c.EventBuffer,
 		"GATEWAY_MAX_PRESENCE_DATA_BYTES": c.MaxPresenceDataBytes,
 		"GATEWAY_PUBLISH_BATCH":           c.PublishBatch,
+		"GATEWAY_MAX_INFLIGHT_PUBLISHES":  c.MaxInflightPublishes,
 	}
 	for name, v := range positive {
 		if v < 1 {

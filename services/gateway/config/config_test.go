@@ -15,6 +15,7 @@ func valid() Config {
 	c.RESTMaxBodyBytes = 1 << 20
 	c.Burst, c.IPBurst, c.OutboxFrames, c.OutboxBytes, c.HeartbeatMisses = 10, 10, 10, 1024, 2
 	c.Rate, c.IPRate, c.RedisBufferBytes, c.GCPercent = 10, 10, 4096, 100
+	c.PublishBatch, c.MaxInflightPublishes = 256, 256
 	c.HeartbeatInterval, c.DrainTimeout, c.PublishTimeout, c.GapWait, c.SessionTTL = time.Second, time.Second, time.Second, time.Millisecond, time.Minute
 	c.EventConsumers, c.EventBuffer, c.PresenceGrace, c.PresenceNodeTTL, c.MaxPresenceDataBytes = "presence", 10, time.Minute, time.Second, 100
 	return c

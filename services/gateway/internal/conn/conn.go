@@ -81,6 +81,7 @@ type Conn struct {
 	closeCode protocol.CloseCode
 
 	inflight sync.WaitGroup // publishes awaiting their broker confirm
+	pubs     window         // the same, bounded by GATEWAY_MAX_INFLIGHT_PUBLISHES
 
 	presenceMu sync.Mutex
 	pres       presenceState
@@ -576,6 +577,12 @@ func (c *Conn) publish(cmd *protocol.Command) {
 		Binary:    cmd.Binary,
 		Data:      cmd.Data,
 	}
+	if !c.pubs.acquire(cfg.MaxInflightPublishes, cfg.PublishTimeout) {
+		// Nothing was answered for a whole publish timeout: Redis or
+		// RabbitMQ is not keeping up.
+		c.replyError(cmd.ID, protocol.Errorf(protocol.CodeUnavailable, "%d publishes are still awaiting confirmation; retry later", cfg.MaxInflightPublishes))
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.PublishTimeout)
 	id, room := cmd.ID, cmd.Room
 	c.inflight.Add(1)
@@ -584,6 +591,7 @@ func (c *Conn) publish(cmd *protocol.Command) {
 	// goes on while Redis and RabbitMQ answer.
 	c.d.Hub.Publish(ctx, env, cmd.IdempotencyKey, func(p *hub.Published, err error) {
 		defer c.inflight.Done()
+		defer c.pubs.release()
 		defer cancel()
 		switch {
 		case p == nil:
