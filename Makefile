@@ -75,6 +75,8 @@ fuzz:
 	cd pkg && $(GO) test ./protocol -run '^$$' -fuzz '^FuzzDecodeServerFrame$$' -fuzztime $(FUZZTIME)
 	cd pkg && $(GO) test ./protocol -run '^$$' -fuzz '^FuzzDecodeCommandMsgpack$$' -fuzztime $(FUZZTIME)
 	cd pkg && $(GO) test ./protocol -run '^$$' -fuzz '^FuzzDecodeServerFrameMsgpack$$' -fuzztime $(FUZZTIME)
+	cd pkg && $(GO) test ./protocol -run '^$$' -fuzz '^FuzzFastJSONMessage$$' -fuzztime $(FUZZTIME)
+	cd pkg && $(GO) test ./protocol -run '^$$' -fuzz '^FuzzFastMessage$$' -fuzztime $(FUZZTIME)
 	cd pkg && $(GO) test ./envelope -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	cd pkg && $(GO) test ./broker -run '^$$' -fuzz '^FuzzSplitBatch$$' -fuzztime $(FUZZTIME)
 	cd pkg && $(GO) test ./auth/token -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)

@@ -416,6 +416,9 @@ func (jsonCodec) DecodeServerFrame(frame []byte) (ServerFrame, error) {
 	if !utf8.Valid(frame) {
 		return ServerFrame{}, errors.New("protocol: server frame is not valid UTF-8")
 	}
+	if m, ok := fastJSONMessage(frame); ok {
+		return ServerFrame{Message: m}, nil
+	}
 	var w jsonServerFrame
 	if err := json.Unmarshal(frame, &w); err != nil {
 		return ServerFrame{}, fmt.Errorf("protocol: decode server frame: %w", err)
