@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 )
 
 // TestConnectFailuresAreCounted points the load generator at a port
@@ -39,5 +40,17 @@ func TestConnectFailuresAreCounted(t *testing.T) {
 func TestConnectRejectsBadConfig(t *testing.T) {
 	if _, err := Connect(context.Background(), Config{URLs: []string{"ws://x"}}); err == nil {
 		t.Error("Connect without credentials succeeded")
+	}
+}
+
+func TestWallClockFollowsTimeNow(t *testing.T) {
+	c := newWallClock()
+	before := time.Now().UnixNano()
+	got := c.unixNano()
+	after := time.Now().UnixNano()
+	// The two clocks may disagree by a slew of the wall clock; a
+	// millisecond is far more than any in a test's lifetime.
+	if got < before-int64(time.Millisecond) || got > after+int64(time.Millisecond) {
+		t.Fatalf("unixNano = %d, want within [%d, %d]", got, before, after)
 	}
 }

@@ -86,7 +86,9 @@ func (c *wire) readMessage() ([]byte, error) {
 			// Moving the deadline costs a timer update: do it at most every
 			// eighth of the timeout (a dead server is noticed up to that
 			// much sooner), not on every frame.
-			if now := time.Now(); now.Sub(c.deadlineAt) >= c.readTimeout/8 {
+			// time.Since reads only the monotonic clock: half a time.Now.
+			if time.Since(c.deadlineAt) >= c.readTimeout/8 {
+				now := time.Now()
 				_ = c.conn.SetReadDeadline(now.Add(c.readTimeout))
 				c.deadlineAt = now
 			}
