@@ -45,9 +45,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/roomcast/roomcast/pkg/hashring"
 	"github.com/roomcast/roomcast/pkg/lane"
 	"github.com/roomcast/roomcast/pkg/protocol"
 )
@@ -277,7 +277,7 @@ func matchGlob(pattern, s string) bool {
 // the shard ring uses.
 func hashTag(app, room string) string {
 	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], xxhash.Sum64String(app+":"+room))
+	binary.BigEndian.PutUint64(b[:], hashring.Hash(app, room))
 	var out [18]byte
 	out[0] = '{'
 	hex.Encode(out[1:17], b[:])
@@ -360,8 +360,7 @@ func (l *Log) AppendAsync(ctx context.Context, app, room string, payload []byte,
 		done(protocol.Position{}, false, ErrInvalidIdempotencyKey)
 		return
 	}
-	h := xxhash.Sum64String(app + ":" + room)
-	l.lanes[h%uint64(len(l.lanes))].Push(&appendReq{ctx: ctx, app: app, room: room, payload: payload, idemKey: idemKey, done: done})
+	l.lanes[hashring.Hash(app, room)%uint64(len(l.lanes))].Push(&appendReq{ctx: ctx, app: app, room: room, payload: payload, idemKey: idemKey, done: done})
 }
 
 // Position returns the room's current position: the offset of its last
