@@ -5,9 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/roomcast/roomcast/pkg/lane"
 )
 
 // Publishes go out in batches. Each publish channel has a lane (package
@@ -58,20 +59,8 @@ func outgoingSize(o *outgoing) int { return len(o.body) + 2*binary.MaxVarintLen6
 // attempt.
 func (p *publisher) send(batch []*outgoing) {
 	b := p.b
-	deadline := time.Time{}
-	for _, o := range batch {
-		if d, _ := o.ctx.Deadline(); d.After(deadline) {
-			deadline = d
-		}
-	}
-	// The batch is tried until the last of its publishes' deadlines: one
-	// caller giving up must not fail the others.
-	ctx := batch[0].ctx
-	if len(batch) > 1 {
-		c, cancel := context.WithDeadline(context.Background(), deadline)
-		defer cancel()
-		ctx = c
-	}
+	ctx, cancel := lane.Context(batch, func(o *outgoing) context.Context { return o.ctx })
+	defer cancel()
 	var last error
 	for attempt := 1; ; attempt++ {
 		batch = p.wanted(batch, last)

@@ -14,6 +14,7 @@
 package lane
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -116,4 +117,26 @@ func (l *Lane[T]) take(dst []T) []T {
 		l.q = append([]T(nil), l.q...) // a burst's queue: let it go
 	}
 	return dst
+}
+
+// Context returns the context a batch is sent under: the request's own
+// for a batch of one; otherwise one that ends at the latest of the
+// requests' deadlines (an hour from now for a request without one), so
+// that one caller giving up does not fail the others. Call cancel when the
+// batch is done.
+func Context[T any](batch []T, ctxOf func(T) context.Context) (ctx context.Context, cancel context.CancelFunc) {
+	if len(batch) == 1 {
+		return ctxOf(batch[0]), func() {}
+	}
+	var deadline time.Time
+	for _, v := range batch {
+		d, ok := ctxOf(v).Deadline()
+		if !ok {
+			d = time.Now().Add(time.Hour) // bounded only by its caller
+		}
+		if d.After(deadline) {
+			deadline = d
+		}
+	}
+	return context.WithDeadline(context.Background(), deadline)
 }

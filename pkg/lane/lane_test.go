@@ -1,6 +1,7 @@
 package lane
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"testing"
@@ -142,5 +143,36 @@ func TestConcurrentPushers(t *testing.T) {
 			}
 			next[p]++
 		}
+	}
+}
+
+func TestContext(t *testing.T) {
+	own, cancelOwn := context.WithCancel(context.Background())
+	defer cancelOwn()
+	ctxOf := func(c context.Context) context.Context { return c }
+	if ctx, cancel := Context([]context.Context{own}, ctxOf); ctx != own {
+		cancel()
+		t.Fatal("a batch of one does not run under its request's context")
+	}
+
+	soon, c1 := context.WithTimeout(context.Background(), time.Minute)
+	defer c1()
+	late, c2 := context.WithTimeout(context.Background(), time.Hour)
+	defer c2()
+	ctx, cancel := Context([]context.Context{soon, late}, ctxOf)
+	defer cancel()
+	want, _ := late.Deadline()
+	if got, ok := ctx.Deadline(); !ok || !got.Equal(want) {
+		t.Fatalf("batch deadline = %v, %v; want the latest request's, %v", got, ok, want)
+	}
+	c1() // one caller giving up does not end the batch
+	if ctx.Err() != nil {
+		t.Fatal("the batch ended with one of its requests")
+	}
+
+	ctx, cancel = Context([]context.Context{soon, context.Background()}, ctxOf)
+	defer cancel()
+	if got, ok := ctx.Deadline(); !ok || time.Until(got) < 59*time.Minute {
+		t.Fatalf("batch deadline with an unbounded request = %v, %v; want an hour away", got, ok)
 	}
 }

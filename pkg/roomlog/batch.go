@@ -3,7 +3,6 @@ package roomlog
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -53,31 +52,19 @@ func (l *Log) newLanes(n, items, bytes int) {
 // again with the script's source for the calls Redis did not have the
 // script for.
 func (l *Log) sendAppends(batch []*appendReq) {
-	deadline := time.Time{}
 	live := batch[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done(protocol.Position{}, false, fmt.Errorf("roomlog: append: %w", err))
 			continue
 		}
-		if d, ok := r.ctx.Deadline(); !ok {
-			deadline = time.Now().Add(time.Hour) // bounded only by the caller
-		} else if d.After(deadline) {
-			deadline = d
-		}
 		live = append(live, r)
 	}
 	if len(live) == 0 {
 		return
 	}
-	// A batch runs until the last of its callers' deadlines: one caller
-	// giving up must not fail the others.
-	ctx := live[0].ctx
-	if len(live) > 1 {
-		c, cancel := context.WithDeadline(context.Background(), deadline)
-		defer cancel()
-		ctx = c
-	}
+	ctx, cancel := lane.Context(live, func(r *appendReq) context.Context { return r.ctx })
+	defer cancel()
 	calls, err := l.roomCalls(live)
 	if err != nil {
 		for _, r := range live {
