@@ -80,8 +80,7 @@ type Conn struct {
 	closing   bool
 	closeCode protocol.CloseCode
 
-	inflight sync.WaitGroup // publishes awaiting their broker confirm
-	pubs     window         // the same, bounded by GATEWAY_MAX_INFLIGHT_PUBLISHES
+	pubs window // publishes awaiting their answer, at most GATEWAY_MAX_INFLIGHT_PUBLISHES
 
 	presenceMu sync.Mutex
 	pres       presenceState
@@ -198,7 +197,7 @@ func (c *Conn) cleanup() {
 	}
 	// Let in-flight publishes reply (their replies are dropped once the
 	// socket is closed) so drain can account for them.
-	c.inflight.Wait()
+	c.pubs.drain()
 	c.waitClosed()
 	_ = c.nc.Close()
 	c.emitConnection(events.TypeConnectionClosed)
@@ -585,12 +584,10 @@ func (c *Conn) publish(cmd *protocol.Command) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.PublishTimeout)
 	id, room := cmd.ID, cmd.Room
-	c.inflight.Add(1)
 	// Publish queues the append here, in the read loop, so the order of a
 	// connection's publishes is the order of their offsets; the read loop
 	// goes on while Redis and RabbitMQ answer.
 	c.d.Hub.Publish(ctx, env, cmd.IdempotencyKey, func(p *hub.Published, err error) {
-		defer c.inflight.Done()
 		defer c.pubs.release()
 		defer cancel()
 		switch {

@@ -38,3 +38,21 @@ func TestWindowTimesOut(t *testing.T) {
 		t.Fatal("acquire after the release failed")
 	}
 }
+
+func TestWindowDrainWaitsForEveryAnswer(t *testing.T) {
+	var w window
+	w.drain() // nothing in flight: returns at once
+	for range 2 {
+		w.acquire(2, time.Second)
+	}
+	drained := make(chan struct{})
+	go func() { w.drain(); close(drained) }()
+	w.release()
+	select {
+	case <-drained:
+		t.Fatal("drain returned with a publish still in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	w.release()
+	<-drained
+}
