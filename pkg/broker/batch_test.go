@@ -27,37 +27,14 @@ func TestBatchesReachOnlySubscribedShards(t *testing.T) {
 	subscribe(t, two, 2, 3)
 
 	const goroutines, each = 48, 40
-	var wg sync.WaitGroup
-	errs := make(chan error, goroutines*each)
-	for g := range goroutines {
-		wg.Go(func() {
-			shard := 1 + g%4 // shard 4: nobody
-			for i := range each {
-				if err := pub.Publish(context.Background(), shard, fmt.Appendf(nil, "%d:%d", g, i)); err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("Publish: %v", err)
-	}
+	publishConcurrently(t, pub, goroutines, each, func(g int) int { return 1 + g%4 }) // shard 4: nobody
 	per := goroutines / 4 * each
 	testenv.WaitFor(t, 10*time.Second, "every subscribed message", func() bool {
 		return one.rec.count(1) == per && two.rec.count(2) == per && two.rec.count(3) == per
 	})
 	for _, n := range []*node{one, two} {
 		for shard := 1; shard <= 4; shard++ {
-			next := map[string]int{}
-			for _, m := range n.rec.get(shard) {
-				g, i, _ := strings.Cut(m, ":")
-				if fmt.Sprint(next[g]) != i {
-					t.Fatalf("shard %d: publisher %s message %s arrived when %d was expected", shard, g, i, next[g])
-				}
-				next[g]++
-			}
+			checkPublisherOrder(t, n, shard)
 		}
 	}
 	if one.rec.count(2)+one.rec.count(3)+one.rec.count(4) != 0 || two.rec.count(1)+two.rec.count(4) != 0 {

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -162,35 +161,12 @@ func TestOrderAndConcurrentPublishers(t *testing.T) {
 	}
 
 	const goroutines, each = 32, 100
-	var wg sync.WaitGroup
-	errs := make(chan error, goroutines*each)
-	for g := range goroutines {
-		wg.Go(func() {
-			shard := 1 + g%3
-			for i := range each {
-				if err := pub.Publish(context.Background(), shard, fmt.Appendf(nil, "%d:%d", g, i)); err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("concurrent Publish: %v", err)
-	}
+	publishConcurrently(t, pub, goroutines, each, func(g int) int { return 1 + g%3 })
 	testenv.WaitFor(t, 10*time.Second, "all concurrent messages", func() bool {
 		return sub.rec.count(1)+sub.rec.count(2)+sub.rec.count(3) == goroutines*each
 	})
 	for shard := 1; shard <= 3; shard++ {
-		next := map[string]int{}
-		for _, m := range sub.rec.get(shard) {
-			g, i, _ := strings.Cut(m, ":")
-			if strconv.Itoa(next[g]) != i {
-				t.Fatalf("shard %d: publisher %s message %s arrived when %d was expected", shard, g, i, next[g])
-			}
-			next[g]++
-		}
+		checkPublisherOrder(t, sub, shard)
 	}
 	if s := pub.Stats(); s.Confirmed != n+goroutines*each || s.Failed != 0 {
 		t.Errorf("pub.Stats = %+v; want %d confirmed, 0 failed", s, n+goroutines*each)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -243,4 +244,40 @@ func rawChannel(t testing.TB, amqpURL string) *amqp.Channel {
 		t.Fatalf("channel: %v", err)
 	}
 	return ch
+}
+
+// publishConcurrently runs goroutines publishers of each messages
+// "<g>:<i>", publisher g to shardOf(g), and fails the test on any error.
+func publishConcurrently(t testing.TB, pub *node, goroutines, each int, shardOf func(g int) int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines*each)
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				if err := pub.Publish(context.Background(), shardOf(g), fmt.Appendf(nil, "%d:%d", g, i)); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent Publish: %v", err)
+	}
+}
+
+// checkPublisherOrder fails the test unless each publisher's messages
+// ("<g>:<i>", from publishConcurrently) reached n's shard in order.
+func checkPublisherOrder(t testing.TB, n *node, shard int) {
+	t.Helper()
+	next := map[string]int{}
+	for _, m := range n.rec.get(shard) {
+		g, i, _ := strings.Cut(m, ":")
+		if strconv.Itoa(next[g]) != i {
+			t.Fatalf("shard %d: publisher %s message %s arrived when %d was expected", shard, g, i, next[g])
+		}
+		next[g]++
+	}
 }
