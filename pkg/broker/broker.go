@@ -213,7 +213,7 @@ type Broker struct {
 	readyCh     chan struct{} // closed when sess becomes non-nil
 	closed      bool
 	reconnectFs []func()
-	inflight    sync.WaitGroup // Publish calls; Add only while !closed
+	inflight    sync.WaitGroup // publishes queued or being sent (Done in publisher.finish); Add only while !closed
 
 	closing chan struct{}      // closed when Close starts
 	ctx     context.Context    // cancelled when Close has drained publishes
