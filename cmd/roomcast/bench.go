@@ -139,7 +139,8 @@ func runBench(ctx context.Context, args []string, e *env) int {
 	inFlight := fs.Int("in-flight", 256, "publishes one publisher may have awaiting their reply before the next send waits")
 	idle := fs.Bool("idle", false, "publish nothing: connect, join, hold for --duration (memory per idle connection)")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "how long to wait after the last publish for the expected deliveries")
-	msgBuf := fs.Int("message-buffer", 0, "SDK message buffer per subscriber (default the SDK's, 1024)")
+	msgBuf := fs.Int("message-buffer", 0, "SDK message buffer per subscriber (default the SDK's, 1024; with --queued-handlers)")
+	queued := fs.Bool("queued-handlers", false, "run the receive handler on the SDK's delivery goroutine, behind its message buffer (default: on the connection's reader, InlineHandlers)")
 	fs.Var(&pids, "pids", "gateway process `ids` (this machine) to account CPU and RSS for; repeat or comma-separate (env ROOMCAST_BENCH_PIDS)")
 	procs := fs.Int("procs", 1, "number of load generator worker processes")
 	pubProcs := fs.Int("publisher-procs", 0, "worker processes for the publishers alone (0: publishers share the --procs workers)")
@@ -244,6 +245,7 @@ func runBench(ctx context.Context, args []string, e *env) int {
 		GatewayPIDs:    pids.pids,
 		DrainTimeout:   *drain,
 		MessageBuffer:  *msgBuf,
+		QueuedHandlers: *queued,
 		Floor:          loadgen.FloorConfig{Deliveries: *floorMsgs},
 		PacedFloor:     loadgen.PacedFloor(*pacedSockets, pacedRate, *pacedBurst),
 		SkipFloor:      *noFloor,

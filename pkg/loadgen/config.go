@@ -124,6 +124,12 @@ type Config struct {
 	// SDK's default (1024); every buffered slot costs memory per
 	// connection.
 	MessageBuffer int `json:"message_buffer"`
+	// QueuedHandlers runs each subscriber's receive handler on the SDK's
+	// delivery goroutine, behind its message buffer, as an app with slow
+	// handlers would. Zero (false): on the connection's reader
+	// (client.Config.InlineHandlers), the cheaper path: the handler only
+	// reads the clock and records.
+	QueuedHandlers bool `json:"queued_handlers"`
 
 	// Floor configures the floor measured before the run; SkipFloor skips
 	// it. Zero: 1000 sockets, 200,000 deliveries, one frame per write.

@@ -226,11 +226,12 @@ func (l *Load) dial(ctx context.Context, url, clientID string) (*client.Client, 
 		codec = protocol.Msgpack
 	}
 	return client.Dial(ctx, client.Config{
-		URL:           url,
-		Token:         tok,
-		Codec:         codec,
-		MessageBuffer: l.cfg.MessageBuffer,
-		OnStateChange: l.onState,
+		URL:            url,
+		Token:          tok,
+		Codec:          codec,
+		MessageBuffer:  l.cfg.MessageBuffer,
+		InlineHandlers: !l.cfg.QueuedHandlers,
+		OnStateChange:  l.onState,
 	})
 }
 

@@ -86,6 +86,7 @@ type Summary struct {
 	InFlight        int      `json:"in_flight"`
 	Idle            bool     `json:"idle,omitempty"`
 	ConnectRate     float64  `json:"connect_rate"`
+	QueuedHandlers  bool     `json:"queued_handlers,omitempty"`
 }
 
 func summarize(cfg Config) Summary {
@@ -104,6 +105,7 @@ func summarize(cfg Config) Summary {
 		InFlight:        cfg.InFlight,
 		Idle:            cfg.Idle,
 		ConnectRate:     cfg.ConnectRate,
+		QueuedHandlers:  cfg.QueuedHandlers,
 	}
 }
 
@@ -450,8 +452,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if c.Idle {
 		row("workload", "%d idle subscribers in %s over %d gateway URL(s), held %s", c.Connections, rooms, len(c.URLs), dur(c.DurationSeconds))
 	} else {
-		row("workload", "%d subscribers in %s, %d publisher(s) offering %s msg/s for %s, %d-byte %s messages, %d gateway URL(s), %d load generator process(es)",
-			c.Connections, rooms, c.Publishers, num(c.Rate), dur(c.DurationSeconds), c.PayloadBytes, mode, len(c.URLs), r.Procs)
+		handlers := "on the reader"
+		if c.QueuedHandlers {
+			handlers = "queued"
+		}
+		row("workload", "%d subscribers in %s, %d publisher(s) offering %s msg/s for %s, %d-byte %s messages, %d gateway URL(s), %d load generator process(es), handlers %s",
+			c.Connections, rooms, c.Publishers, num(c.Rate), dur(c.DurationSeconds), c.PayloadBytes, mode, len(c.URLs), r.Procs, handlers)
 	}
 	cs := r.Connections
 	row("connections", "subscribers %d/%d made (%d failed), publishers %d/%d (%d failed), %.0f/s over %.2f s",

@@ -113,7 +113,9 @@ func TestBenchRun(t *testing.T) {
 
 // TestBenchRunMsgpack is TestBenchRun with every connection on
 // roomcast.v1.msgpack and binary payloads: the load generator's send times
-// survive the bytes' trip, so every delivery is counted and timed.
+// survive the bytes' trip, so every delivery is counted and timed. Its
+// handlers are queued (the SDK's delivery goroutine), TestBenchRun's run on
+// the readers (the default).
 func TestBenchRunMsgpack(t *testing.T) {
 	t.Parallel()
 	env := harness.NewEnv(t)
@@ -123,22 +125,23 @@ func TestBenchRunMsgpack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	r, err := loadgen.Run(ctx, loadgen.Config{
-		URLs:        []string{gw0.WSURL(), gw1.WSURL()},
-		Connections: 20,
-		Rooms:       loadgen.RoomsOne,
-		Publishers:  1,
-		Rate:        50,
-		Duration:    2 * time.Second,
-		Codec:       loadgen.CodecMsgpack,
-		Key:         env.Key.String(),
-		GatewayPIDs: pids,
-		SkipFloor:   true,
+		URLs:           []string{gw0.WSURL(), gw1.WSURL()},
+		Connections:    20,
+		Rooms:          loadgen.RoomsOne,
+		Publishers:     1,
+		Rate:           50,
+		Duration:       2 * time.Second,
+		Codec:          loadgen.CodecMsgpack,
+		Key:            env.Key.String(),
+		GatewayPIDs:    pids,
+		SkipFloor:      true,
+		QueuedHandlers: true,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Config.Codec != loadgen.CodecMsgpack {
-		t.Errorf("report says codec %q", r.Config.Codec)
+	if r.Config.Codec != loadgen.CodecMsgpack || !r.Config.QueuedHandlers {
+		t.Errorf("report says codec %q, queued handlers %v", r.Config.Codec, r.Config.QueuedHandlers)
 	}
 	checkBenchArithmetic(t, r, 20, 1, 100, pids)
 }

@@ -208,19 +208,21 @@ func refreshAt(w *wire) (time.Time, bool) {
 // drops what was already delivered (replays overlap live traffic after a
 // resume) and messages of rooms the Client does not follow (any more), and
 // queues the rest for the handlers, with the room's epoch change if it has
-// one. False means the buffer is full; the message is then not counted as
-// delivered, so the resume that follows asks for it again.
+// one — or, with Config.InlineHandlers, hands it to them at once. False
+// means the buffer is full; the message is then not counted as delivered,
+// so the resume that follows asks for it again.
 func (c *Client) accept(m *protocol.Message, p *protocol.PresenceEvent) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	st := c.rooms[m.Room]
 	if st == nil {
+		c.mu.Unlock()
 		return true // left (or never joined): Leave stops delivery at once
 	}
 	var change *EpochChange
 	if !m.Transient {
 		switch {
 		case st.pos.Epoch == m.Epoch && m.Offset <= st.pos.Offset:
+			c.mu.Unlock()
 			return true // duplicate
 		case st.pos.Epoch != "" && st.pos.Epoch != m.Epoch:
 			change = &EpochChange{Room: m.Room, Old: st.pos, New: protocol.Position{Offset: m.Offset, Epoch: m.Epoch}}
@@ -228,21 +230,48 @@ func (c *Client) accept(m *protocol.Message, p *protocol.PresenceEvent) bool {
 			change = st.epochChange
 		}
 	}
-	if c.queued.Load() >= int64(c.cfg.MessageBuffer) {
-		return false
-	}
-	c.queued.Add(1) // before the send: deliver decrements after receiving
-	select {
-	case c.events <- event{msg: m, presence: p, epoch: change}:
-	default: // state changes piled up behind a stuck handler
-		c.queued.Add(-1)
+	ev := event{msg: m, presence: p, epoch: change}
+	if !c.cfg.InlineHandlers && !c.enqueue(ev) {
+		c.mu.Unlock()
 		return false
 	}
 	if !m.Transient {
 		st.pos = protocol.Position{Offset: m.Offset, Epoch: m.Epoch}
 		st.epochChange = nil
 	}
+	c.mu.Unlock()
+	if c.cfg.InlineHandlers && !c.stopped() {
+		// Outside mu: a handler may call the Client (not wait on it).
+		c.dispatch(ev)
+	}
 	return true
+}
+
+// enqueue queues a received event for the delivery goroutine; false when
+// the buffer is full.
+func (c *Client) enqueue(ev event) bool {
+	if c.queued.Load() >= int64(c.cfg.MessageBuffer) {
+		return false
+	}
+	c.queued.Add(1) // before the send: deliver decrements after receiving
+	select {
+	case c.events <- ev:
+		return true
+	default: // state changes piled up behind a stuck handler
+		c.queued.Add(-1)
+		return false
+	}
+}
+
+// stopped reports whether Close was called: received events are then
+// dropped instead of handled.
+func (c *Client) stopped() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // current waits until a connection is up (or ctx ends, or the Client is
@@ -555,42 +584,46 @@ func (c *Client) deliver() {
 				close(*p)
 			}
 		}
-		select {
-		case <-c.stop:
+		if c.stopped() {
 			continue // Close was called: drain without delivering
-		default:
 		}
-		if ev.epoch != nil && c.cfg.OnEpochChange != nil {
-			c.cfg.OnEpochChange(*ev.epoch)
-		}
-		if m := ev.metrics; m != nil {
-			c.handlersMu.RLock()
-			h := c.metricsHandlers[m.Room]
-			c.handlersMu.RUnlock()
-			if h != nil {
-				h(*m)
-			}
-			continue
-		}
-		if p := ev.presence; p != nil {
-			c.handlersMu.RLock()
-			h := c.presenceHandlers[p.Room]
-			c.handlersMu.RUnlock()
-			if h != nil {
-				h(*p)
-			}
-			continue
-		}
-		m := *ev.msg
+		c.dispatch(ev)
+	}
+}
+
+// dispatch hands a received event to its handlers: on the delivery
+// goroutine, or on the reader with Config.InlineHandlers.
+func (c *Client) dispatch(ev event) {
+	if ev.epoch != nil && c.cfg.OnEpochChange != nil {
+		c.cfg.OnEpochChange(*ev.epoch)
+	}
+	if m := ev.metrics; m != nil {
 		c.handlersMu.RLock()
-		h, all := c.roomHandlers[m.Room], c.anyHandler
+		h := c.metricsHandlers[m.Room]
 		c.handlersMu.RUnlock()
 		if h != nil {
-			h(m)
+			h(*m)
 		}
-		if all != nil {
-			all(m)
+		return
+	}
+	if p := ev.presence; p != nil {
+		c.handlersMu.RLock()
+		h := c.presenceHandlers[p.Room]
+		c.handlersMu.RUnlock()
+		if h != nil {
+			h(*p)
 		}
+		return
+	}
+	m := *ev.msg
+	c.handlersMu.RLock()
+	h, all := c.roomHandlers[m.Room], c.anyHandler
+	c.handlersMu.RUnlock()
+	if h != nil {
+		h(m)
+	}
+	if all != nil {
+		all(m)
 	}
 }
 

@@ -616,6 +616,66 @@ func TestMessageBufferOverflowClosesConnection(t *testing.T) {
 	}
 }
 
+// With InlineHandlers a handler runs on the reader: while it blocks, the
+// frames behind it wait in the socket instead of filling a buffer, so the
+// buffer that overflows in TestMessageBufferOverflowClosesConnection does
+// not exist here; and what was delivered is still not delivered again.
+func TestInlineHandlersBlockTheReaderInsteadOfBuffering(t *testing.T) {
+	g := newFakeGateway(t)
+	c, fc := dial(t, g, Config{DisableReconnect: true, MessageBuffer: 1, InlineHandlers: true})
+
+	entered := make(chan uint64, 8)
+	release := make(chan struct{})
+	c.OnMessage("r", func(m protocol.Message) {
+		entered <- m.Offset
+		if m.Offset == 1 {
+			<-release
+		}
+	})
+	joinAt(t, c, fc, "r", protocol.Position{})
+	fc.message(t, protocol.Message{Room: "r", Offset: 1, Data: []byte(`1`)})
+	if got := recv(t, entered, "the first message"); got != 1 {
+		t.Fatalf("first handled offset = %d", got)
+	}
+	// The handler holds the reader: these wait in the socket.
+	for _, off := range []uint64{2, 3, 4, 2, 5} { // 2 again: a replay's overlap
+		fc.message(t, protocol.Message{Room: "r", Offset: off, Data: []byte(`1`)})
+	}
+	close(release)
+	for _, want := range []uint64{2, 3, 4, 5} {
+		if got := recv(t, entered, "the next message"); got != want {
+			t.Fatalf("handled offset %d, want %d", got, want)
+		}
+	}
+	if err := c.Err(); err != nil {
+		t.Errorf("Err() = %v, want the connection up", err)
+	}
+	select {
+	case code := <-fc.closes:
+		t.Errorf("client closed with %d", code)
+	default:
+	}
+}
+
+// With InlineHandlers, an epoch change reaches OnEpochChange just before
+// the first message of the new epoch, as on the delivery goroutine.
+func TestInlineHandlersReportEpochChanges(t *testing.T) {
+	g := newFakeGateway(t)
+	events := make(chan string, 8)
+	c, fc := dial(t, g, Config{InlineHandlers: true, OnEpochChange: func(ec EpochChange) {
+		events <- "epoch " + ec.Old.Epoch + "→" + ec.New.Epoch
+	}})
+	c.OnMessage("r", func(m protocol.Message) { events <- fmt.Sprintf("message %s/%d", m.Epoch, m.Offset) })
+	joinAt(t, c, fc, "r", protocol.Position{Epoch: "e1"})
+	fc.message(t, protocol.Message{Room: "r", Epoch: "e1", Offset: 1, Data: []byte(`1`)})
+	fc.message(t, protocol.Message{Room: "r", Epoch: "e2", Offset: 1, Data: []byte(`1`)})
+	for _, want := range []string{"message e1/1", "epoch e1→e2", "message e2/1"} {
+		if got := recv(t, events, want); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
 func TestServerCloseFailsRequestsInFlight(t *testing.T) {
 	g := newFakeGateway(t)
 	closed := make(chan StateChange, 2)

@@ -64,6 +64,23 @@ type Config struct {
 	// the rooms' history.
 	MessageBuffer int
 
+	// InlineHandlers runs the handlers of received traffic (OnMessage,
+	// OnAnyMessage, OnPresence, OnMetrics and OnEpochChange) on the
+	// connection's reader, as each frame is read, instead of queueing it
+	// for the delivery goroutine: no hand-off between goroutines, so a
+	// message reaches its handler sooner and costs less, and
+	// MessageBuffer does not apply. The price: while a handler runs the
+	// connection reads nothing — no replies, no heartbeats (a handler
+	// slower than the heartbeat timeout loses the connection) — and a
+	// handler that waits on the Client (Publish, Join, …) deadlocks until
+	// its context ends. OnStateChange still runs on the delivery
+	// goroutine, so it is not ordered with the messages: after a
+	// reconnect, replayed messages may reach the handlers before
+	// StateResumed is reported. For handlers that only record or hand
+	// on, such as metrics and load generators. Zero (false): handlers run
+	// on the delivery goroutine.
+	InlineHandlers bool
+
 	// MaxMessageBytes caps one message received from the server. Zero means
 	// 16 MiB. A larger message closes the connection with close code 1009
 	// and Err reports ErrMessageTooLarge.

@@ -59,14 +59,14 @@ func (c *Client) acceptMetrics(m *protocol.RoomMetrics) {
 	c.mu.Lock()
 	_, watched := c.watched[m.Room]
 	c.mu.Unlock()
-	if !watched || c.queued.Load() >= int64(c.cfg.MessageBuffer) {
-		return
-	}
-	c.queued.Add(1) // deliver counts every non-state event down
-	select {
-	case c.events <- event{metrics: m}:
+	switch {
+	case !watched:
+	case c.cfg.InlineHandlers:
+		if !c.stopped() {
+			c.dispatch(event{metrics: m})
+		}
 	default:
-		c.queued.Add(-1)
+		c.enqueue(event{metrics: m}) // a snapshot: dropped, not resumed, when the buffer is full
 	}
 }
 
