@@ -124,3 +124,34 @@ func BenchmarkIdleConnection(b *testing.B) {
 	b.ReportMetric((gw.Metric(b, "process_resident_memory_bytes")-rss0)/float64(b.N), "rss-B/conn")
 	b.ReportMetric((gw.Metric(b, "go_goroutines")-g0)/float64(b.N), "goroutines/conn")
 }
+
+// TestReaderLingersForTheNextCommand: a connection that sends again within
+// GATEWAY_READ_LINGER keeps its reading goroutine, parked on the runtime's
+// poller; with no linger every command after a pause wakes the connection
+// from the idle-socket poller anew (a new goroutine each time).
+func TestReaderLingersForTheNextCommand(t *testing.T) {
+	t.Parallel()
+	env := harness.NewEnv(t)
+	caps := token.Capabilities{"*": {token.OpJoin}}
+	wakeups := func(linger string) float64 {
+		gw := env.Gateway(t, "gw-linger-"+linger, "GATEWAY_READ_LINGER="+linger)
+		raw, _ := harness.Connect(t, gw.WSURL(), env.Token(t, "linger-"+linger, caps, time.Hour))
+		before := gw.Metric(t, "roomcast_gateway_reader_wakeups_total")
+		for i := range 20 {
+			// A pause long enough for a reader without linger to park
+			// (the stimulus, not a wait for a result).
+			time.Sleep(50 * time.Millisecond)
+			raw.WriteJSON(map[string]any{"id": i + 1, "op": "join", "room": fmt.Sprintf("linger-%d", i)})
+			if f := raw.ReadServer(); f.Reply == nil || f.Reply.Error != nil {
+				t.Fatalf("join %d with linger %s: %+v", i, linger, f)
+			}
+		}
+		return gw.Metric(t, "roomcast_gateway_reader_wakeups_total") - before
+	}
+	if n := wakeups("0s"); n < 10 {
+		t.Errorf("no linger: %v wake-ups for 20 commands 50 ms apart, want about one each", n)
+	}
+	if n := wakeups("10s"); n > 1 {
+		t.Errorf("10 s linger: %v wake-ups for 20 commands 50 ms apart, want at most one", n)
+	}
+}

@@ -123,6 +123,14 @@ type Config struct {
 	// for a place is answered unavailable).
 	MaxInflightPublishes int `env:"GATEWAY_MAX_INFLIGHT_PUBLISHES" envDefault:"256"`
 
+	// ReadLinger is how long a connection's reader keeps waiting for the
+	// next message, on the Go runtime's poller, before it hands the socket
+	// back to the node's idle-socket poller and ends. A client that sends
+	// more often than this (a server-side publisher) keeps its reader;
+	// each hand-back and wake-up costs system calls and a new goroutine.
+	// 0 hands the socket back as soon as no input is pending.
+	ReadLinger time.Duration `env:"GATEWAY_READ_LINGER" envDefault:"100ms"`
+
 	// SessionTTL is the recovery window for sessions: how long a session
 	// outlives its connection and can be resumed on any node. Live
 	// sessions are refreshed every heartbeat, so it must exceed
@@ -200,6 +208,9 @@ func (c *Config) Validate() error {
 	if c.HeartbeatInterval <= 0 || c.DrainTimeout <= 0 || c.PublishTimeout <= 0 || c.GapWait <= 0 ||
 		c.PresenceGrace <= 0 || c.PresenceNodeTTL <= 0 {
 		return fmt.Errorf("config: durations must be positive")
+	}
+	if c.ReadLinger < 0 {
+		return fmt.Errorf("config: GATEWAY_READ_LINGER must not be negative, got %s", c.ReadLinger)
 	}
 	if c.SessionTTL <= c.HeartbeatInterval {
 		return fmt.Errorf("config: ROOMCAST_SESSION_TTL (%s) must exceed GATEWAY_HEARTBEAT_INTERVAL (%s)", c.SessionTTL, c.HeartbeatInterval)

@@ -2,8 +2,10 @@ package conn
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -18,7 +20,10 @@ import (
 // socket is registered with the node's poller (package netpoll); when it
 // becomes readable a goroutine takes a read state (bufio reader, frame
 // reader, message buffer) from a pool, reads and handles messages while
-// input is pending, returns the state and re-arms the socket. Between two
+// input is pending, waits GATEWAY_READ_LINGER on the runtime's poller for
+// more (a busy client keeps its goroutine: a wake-up there is far cheaper
+// than a new goroutine after the poller's), then returns the state and
+// re-arms the socket. Between two
 // messages nothing is half read, so the state holds nothing of the
 // connection's. A message that arrives in pieces is read with ordinary
 // blocking reads on that goroutine, as before.
@@ -165,6 +170,7 @@ func (p *pollConn) wake() {
 	case parked:
 		p.state = running
 		p.mu.Unlock()
+		p.c.d.Metrics.ReaderWakeups.Inc()
 		go p.run()
 		return
 	case running:
@@ -179,8 +185,10 @@ func (p *pollConn) run() {
 	st := readStates.Get().(*readState)
 	st.br.Reset(c.src)
 	st.reset(c, st.br)
+	woken := false // await saw the socket readable: skip pending's peek
 	for {
-		for p.pending(st) {
+		for woken || p.pending(st) {
+			woken = false
 			if !c.next(st) {
 				// st may be mid-message: drop it rather than pool it.
 				p.mu.Lock()
@@ -189,6 +197,9 @@ func (p *pollConn) run() {
 				c.finish()
 				return
 			}
+		}
+		if woken = p.await(c.d.Config.ReadLinger); woken {
+			continue
 		}
 		if p.park() {
 			break
@@ -214,6 +225,34 @@ func (p *pollConn) pending(st *readState) bool {
 	stop := p.closed || (!p.deadline.IsZero() && !time.Now().Before(p.deadline))
 	p.mu.Unlock()
 	return stop || netpoll.Pending(p.rc)
+}
+
+// await waits up to d for the socket to become readable on the Go
+// runtime's poller, which wakes a parked goroutine far more cheaply than a
+// hand-back to the idle-socket poller and a new goroutine would: a client
+// that sends again soon keeps its reader. It reports whether the socket is
+// readable (or failed, or was closed); false after d, or at once when the
+// connection is closing (its own read deadline is then set).
+func (p *pollConn) await(d time.Duration) bool {
+	if d <= 0 {
+		return false
+	}
+	p.mu.Lock()
+	if p.closed || !p.deadline.IsZero() {
+		p.mu.Unlock()
+		return false
+	}
+	_ = p.TCPConn.SetReadDeadline(time.Now().Add(d))
+	p.mu.Unlock()
+	err := netpoll.WaitReadable(p.rc)
+	p.mu.Lock()
+	if p.deadline.IsZero() {
+		// Unless SetReadDeadline set one meanwhile (closing), reads have
+		// no deadline.
+		_ = p.TCPConn.SetReadDeadline(time.Time{})
+	}
+	p.mu.Unlock()
+	return err == nil || !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // park gives the socket back to the poller. It reports false when the
@@ -262,8 +301,8 @@ func (p *pollConn) Close() error {
 // SetReadDeadline sets the socket's read deadline and wakes the read side
 // when it passes.
 func (p *pollConn) SetReadDeadline(t time.Time) error {
+	p.mu.Lock() // with the socket's own, so that await cannot undo it
 	err := p.TCPConn.SetReadDeadline(t)
-	p.mu.Lock()
 	p.deadline = t
 	if p.timer != nil {
 		p.timer.Stop()

@@ -14,9 +14,12 @@ type Gateway struct {
 	Errors            *prometheus.CounterVec // error replies by code
 	FramesOut         prometheus.Counter
 	Writes            prometheus.Counter
-	SlowConsumers     prometheus.Counter
-	RateLimited       prometheus.Counter
-	PublishLatency    prometheus.Histogram
+	// ReaderWakeups counts reading goroutines started because an idle
+	// connection's socket became readable (GATEWAY_READ_LINGER).
+	ReaderWakeups  prometheus.Counter
+	SlowConsumers  prometheus.Counter
+	RateLimited    prometheus.Counter
+	PublishLatency prometheus.Histogram
 	// Joins counts room joins; MessagesIn and BytesIn the messages this
 	// node published into rooms (WebSocket and REST) and their payload
 	// bytes; FrameBytes the bytes of every message clients sent; BytesOut
@@ -53,6 +56,7 @@ func New(reg prometheus.Registerer) *Gateway {
 		}, []string{"code"}),
 		FramesOut:     prometheus.NewCounter(prometheus.CounterOpts{Name: "roomcast_gateway_frames_out_total", Help: "WebSocket frames written to clients."}),
 		Writes:        prometheus.NewCounter(prometheus.CounterOpts{Name: "roomcast_gateway_socket_writes_total", Help: "Socket writes (each may carry many coalesced frames)."}),
+		ReaderWakeups: prometheus.NewCounter(prometheus.CounterOpts{Name: "roomcast_gateway_reader_wakeups_total", Help: "Reading goroutines started for idle connections whose socket became readable."}),
 		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "roomcast_gateway_slow_consumers_total", Help: "Connections closed for overflowing their outbound buffer."}),
 		RateLimited:   prometheus.NewCounter(prometheus.CounterOpts{Name: "roomcast_gateway_rate_limited_total", Help: "Operations refused by the per-connection rate limit."}),
 		PublishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -72,7 +76,7 @@ func New(reg prometheus.Registerer) *Gateway {
 	}
 	if reg != nil {
 		reg.MustRegister(g.Connections, g.Handshakes, g.RejectedHandshake, g.Closes, g.CommandsIn, g.Errors,
-			g.FramesOut, g.Writes, g.SlowConsumers, g.RateLimited, g.PublishLatency,
+			g.FramesOut, g.Writes, g.ReaderWakeups, g.SlowConsumers, g.RateLimited, g.PublishLatency,
 			g.Joins, g.MessagesIn, g.BytesIn, g.FrameBytes, g.BytesOut, g.DeliverLatency, g.LiveMetricsSubscriptions)
 	}
 	return g

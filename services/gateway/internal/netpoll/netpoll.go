@@ -150,12 +150,33 @@ func (p *Poller) wait() {
 // waiting: bytes are there, the peer closed, or the socket failed or was
 // closed. It peeks (MSG_PEEK) and consumes nothing.
 func Pending(rc syscall.RawConn) bool {
-	var b [1]byte
 	pending := true
 	err := rc.Read(func(fd uintptr) bool {
-		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		pending = !errors.Is(err, unix.EAGAIN)
+		pending = peek(fd)
 		return true
 	})
 	return pending || err != nil
+}
+
+// WaitReadable parks the caller on the Go runtime's poller until a read on
+// the socket would not wait, consuming nothing. Its error is the read
+// side's: the read deadline passed, or the socket was closed.
+func WaitReadable(rc syscall.RawConn) error {
+	woken := false
+	return rc.Read(func(fd uintptr) bool {
+		if woken {
+			return true
+		}
+		// The runtime forgets readiness it reported before this call, so
+		// look first: input may already be waiting.
+		woken = true
+		return peek(fd)
+	})
+}
+
+// peek reports whether a read on fd would not wait.
+func peek(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return !errors.Is(err, unix.EAGAIN)
 }

@@ -36,6 +36,9 @@ func (d Desc) Remove() {}
 // Pending is never reached without a poller.
 func Pending(syscall.RawConn) bool { return true }
 
+// WaitReadable is never reached without a poller.
+func WaitReadable(syscall.RawConn) error { return nil }
+
 // TryWrite writes nothing here: the caller's goroutine does blocking
 // writes instead.
 func TryWrite(_ syscall.RawConn, bufs [][]byte) ([][]byte, error) { return bufs, nil }

@@ -3,7 +3,10 @@
 package netpoll
 
 import (
+	"errors"
+	"io"
 	"net"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -140,5 +143,40 @@ func TestPendingOnClosedSocket(t *testing.T) {
 	c.Close()
 	if !Pending(rc) {
 		t.Fatal("a closed socket must count as pending: reading it fails at once")
+	}
+}
+
+// WaitReadable returns when input arrives, consuming none of it; at the
+// read deadline it reports os.ErrDeadlineExceeded; input that came before
+// the call counts at once.
+func TestWaitReadable(t *testing.T) {
+	c, peer := testenv.TCPPair(t)
+	rc := rawConn(t, c)
+
+	if err := c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitReadable(rc); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("with nothing to read: %v, want the deadline", err)
+	}
+
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- WaitReadable(rc) }()
+	if _, err := peer.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("after the peer wrote: %v", err)
+	}
+	// Already readable: returns at once, and still consumes nothing.
+	if err := WaitReadable(rc); err != nil {
+		t.Fatalf("with input waiting: %v", err)
+	}
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "hi" {
+		t.Fatalf("read %q, %v after waiting: want the peer's bytes untouched", b, err)
 	}
 }
