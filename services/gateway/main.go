@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 
 	"github.com/roomcast/roomcast/pkg/service"
+	"github.com/roomcast/roomcast/pkg/sysmon"
 	"github.com/roomcast/roomcast/services/gateway/app"
 	"github.com/roomcast/roomcast/services/gateway/config"
 )
@@ -21,7 +22,12 @@ import (
 var version = "dev"
 
 func main() {
+	// First, before anything starts: on success it does not return.
+	awakeErr := sysmon.KeepAwake()
 	service.Main("gateway", version, config.Load, func(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+		if awakeErr != nil {
+			log.Warn("runtime monitor left with its default deep sleep", "err", awakeErr)
+		}
 		setGCPercent(cfg, log)
 		return app.Run(ctx, cfg, log, nil)
 	})

@@ -126,10 +126,13 @@ type Config struct {
 	// ReadLinger is how long a connection's reader keeps waiting for the
 	// next message, on the Go runtime's poller, before it hands the socket
 	// back to the node's idle-socket poller and ends. A client that sends
-	// more often than this (a server-side publisher) keeps its reader;
-	// each hand-back and wake-up costs system calls and a new goroutine.
-	// 0 hands the socket back as soon as no input is pending.
-	ReadLinger time.Duration `env:"GATEWAY_READ_LINGER" envDefault:"100ms"`
+	// more often than this (a server-side publisher, a game client at 60
+	// Hz) keeps its reader; each hand-back and wake-up costs system calls
+	// and a new goroutine. Longer keeps more readers (a goroutine stack
+	// each) alive through a connect storm: 100ms added ~0.4 KiB per idle
+	// connection to W1 (docs/benchmarks.md). 0 hands the socket back as
+	// soon as no input is pending.
+	ReadLinger time.Duration `env:"GATEWAY_READ_LINGER" envDefault:"20ms"`
 
 	// SessionTTL is the recovery window for sessions: how long a session
 	// outlives its connection and can be resumed on any node. Live

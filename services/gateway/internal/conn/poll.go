@@ -182,9 +182,7 @@ func (p *pollConn) wake() {
 // run reads and handles messages while input is pending, then parks.
 func (p *pollConn) run() {
 	c := p.c
-	st := readStates.Get().(*readState)
-	st.br.Reset(c.src)
-	st.reset(c, st.br)
+	st := acquireReadState(c)
 	woken := false // await saw the socket readable: skip pending's peek
 	for {
 		for woken || p.pending(st) {
@@ -198,13 +196,26 @@ func (p *pollConn) run() {
 				return
 			}
 		}
-		if woken = p.await(c.d.Config.ReadLinger); woken {
-			continue
+		// Nothing is half read (pending found no buffered input): the read
+		// state goes back to the pool while the reader waits or parks.
+		releaseReadState(st)
+		if woken = p.await(c.d.Config.ReadLinger); !woken && p.park() {
+			return
 		}
-		if p.park() {
-			break
-		}
+		st = acquireReadState(c)
 	}
+}
+
+// acquireReadState takes a read state from the pool for c.
+func acquireReadState(c *Conn) *readState {
+	st := readStates.Get().(*readState)
+	st.br.Reset(c.src)
+	st.reset(c, st.br)
+	return st
+}
+
+// releaseReadState returns st, which holds nothing half read, to the pool.
+func releaseReadState(st *readState) {
 	if cap(st.buf) > readBufferSize {
 		st.buf = make([]byte, 0, 512)
 	}
