@@ -47,10 +47,14 @@ test-chaos:
 test-disruptive:
 	$(GO) test -race -tags disruptive -p 1 -count=1 -timeout 10m -run 'Restart|Disruptive' ./pkg/broker ./tests/disruptive
 
+# lint also vets the CLI for Windows and macOS: developers run it on their
+# own machines.
 lint:
 	@out=$$(gofmt -l $(SRC_DIRS)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags "chaos disruptive" $(PKGS)
 	$(STATICCHECK) -tags "chaos disruptive" $(PKGS)
+	GOOS=windows $(GO) vet ./cmd/roomcast/...
+	GOOS=darwin $(GO) vet ./cmd/roomcast/...
 
 fmt:
 	gofmt -w $(SRC_DIRS)

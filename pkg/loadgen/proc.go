@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -138,16 +137,6 @@ func parseAuxvClkTck(auxv []byte) int64 {
 		}
 	}
 	return 0
-}
-
-// SelfCPU is this process's user+system CPU time from getrusage, with
-// microsecond resolution (finer than /proc's clock ticks).
-func SelfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // machineTimes is the first line of /proc/stat: clock ticks all CPUs spent
