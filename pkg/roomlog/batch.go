@@ -41,7 +41,7 @@ type roomCall struct {
 	args []any
 }
 
-// newLanes returns the Log's append lanes.
+// newLanes creates the Log's n append lanes.
 func (l *Log) newLanes(n, items, bytes int) {
 	for range n {
 		l.lanes = append(l.lanes, lane.New(lane.Limits{Items: items, Bytes: bytes}, appendSize, l.sendAppends))

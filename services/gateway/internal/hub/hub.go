@@ -33,8 +33,8 @@ import (
 
 // Bus carries room traffic between nodes (pkg/broker).
 type Bus interface {
-	Publish(ctx context.Context, shard int, body []byte) error
-	// PublishAsync is Publish that answers done instead of waiting.
+	// PublishAsync publishes body to the shard's nodes and answers done
+	// once the broker confirmed it (or failed to).
 	PublishAsync(ctx context.Context, shard int, body []byte, done func(error))
 	Subscribe(ctx context.Context, shard int) error
 	Unsubscribe(shard int)

@@ -162,14 +162,14 @@ func Pending(rc syscall.RawConn) bool {
 // the socket would not wait, consuming nothing. Its error is the read
 // side's: the read deadline passed, or the socket was closed.
 func WaitReadable(rc syscall.RawConn) error {
-	woken := false
+	looked := false
 	return rc.Read(func(fd uintptr) bool {
-		if woken {
-			return true
+		if looked {
+			return true // called again: the runtime saw the socket readable
 		}
 		// The runtime forgets readiness it reported before this call, so
 		// look first: input may already be waiting.
-		woken = true
+		looked = true
 		return peek(fd)
 	})
 }
